@@ -1,0 +1,352 @@
+//! Time: the [`Clock`] users choose, and the ticks the cache keeps deadlines in.
+//!
+//! Every expiry decision reads the cache's clock through its [`Timeline`], never
+//! `Instant::now()` directly, so tests drive expiry with [`ManualClock`] or, under
+//! `tokio::time::pause`, with [`TokioClock`].
+//!
+//! Inside the cache a point in time is a [`Tick`]: nanoseconds since the cache was built, in a
+//! `u64`. Eight bytes per deadline instead of an `Instant`'s sixteen, and a `Duration` too large
+//! to add (`Duration::MAX`) saturates to [`Tick::NEVER`] instead of panicking.
+
+use std::{cell::Cell, fmt, time::Duration, time::Instant};
+
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// A source of the current time for expiry decisions.
+///
+/// The cache asks its clock for the time on writes, and on reads of entries that can expire.
+/// A clock must be monotonic: `now` never returns an earlier instant than it returned before.
+///
+/// # Examples
+///
+/// A clock that is always some fixed distance ahead of the system's:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ttlcache::{Clock, TtlCache};
+///
+/// struct Ahead(Duration);
+///
+/// impl Clock for Ahead {
+///     fn now(&self) -> Instant {
+///         Instant::now() + self.0
+///     }
+/// }
+///
+/// let cache = TtlCache::<u32, u32>::builder()
+///     .clock(Ahead(Duration::from_secs(1)))
+///     .build()
+///     .unwrap();
+/// cache.insert(1, 1);
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+/// The default clock: [`Instant::now`].
+///
+/// # Examples
+///
+/// ```
+/// use ttlcache::{Clock, SystemClock};
+///
+/// let before = std::time::Instant::now();
+/// assert!(SystemClock.now() >= before);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+///
+/// Clones share one time: advance any of them and every cache built with a clone sees it.
+/// Time starts at the instant [`ManualClock::new`] is called. Advancing saturates at
+/// `u64::MAX` nanoseconds (about 584 years) after that.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ttlcache::{ManualClock, TtlCache};
+///
+/// let clock = ManualClock::new();
+/// let cache = TtlCache::builder()
+///     .time_to_live(Duration::from_secs(60))
+///     .clock(clock.clone())
+///     .build()
+///     .unwrap();
+///
+/// cache.insert("session", 7);
+/// clock.advance(Duration::from_secs(59));
+/// assert_eq!(cache.get("session"), Some(7));
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(cache.get("session"), None);
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    shared: Arc<ManualTime>,
+}
+
+struct ManualTime {
+    origin: Instant,
+    elapsed_nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock that reads the current instant until it is advanced.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(ManualTime {
+                origin: Instant::now(),
+                elapsed_nanos: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Moves the time forward by `by`, for this clock and all its clones.
+    pub fn advance(&self, by: Duration) {
+        let by = saturating_nanos(by);
+        let elapsed = &self.shared.elapsed_nanos;
+        let mut current = elapsed.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_add(by);
+            match elapsed.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// How far this clock has been advanced since it was created.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.shared.elapsed_nanos.load(Ordering::Acquire))
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        let origin = self.shared.origin;
+        let elapsed = self.elapsed();
+        // An `Instant` 584 years out is representable on every platform Rust supports
+        // today; should one refuse, the furthest instant a halving search finds stands in.
+        origin
+            .checked_add(elapsed)
+            .unwrap_or_else(|| furthest_after(origin, elapsed))
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &self.elapsed())
+            .finish()
+    }
+}
+
+fn furthest_after(origin: Instant, mut step: Duration) -> Instant {
+    let mut at = origin;
+    while !step.is_zero() {
+        if let Some(next) = at.checked_add(step) {
+            at = next;
+        } else {
+            step /= 2;
+        }
+    }
+    at
+}
+
+/// A clock that follows tokio's time, so `tokio::time::pause` and `advance` drive expiry.
+///
+/// Outside a paused runtime it reads the same time as [`SystemClock`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ttlcache::{TokioClock, TtlCache};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let cache = TtlCache::builder()
+///     .time_to_live(Duration::from_secs(5))
+///     .clock(TokioClock)
+///     .build()
+///     .unwrap();
+/// cache.insert(1, "one");
+/// tokio::time::advance(Duration::from_secs(5)).await;
+/// assert_eq!(cache.get(&1), None);
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+#[cfg(feature = "tokio")]
+impl Clock for TokioClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// A point in a cache's time: nanoseconds since the cache's epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Tick(u64);
+
+impl Tick {
+    /// A deadline that is never reached.
+    pub(crate) const NEVER: Tick = Tick(u64::MAX);
+
+    /// The tick `after` from now; [`Tick::NEVER`] if that is past what a tick can hold.
+    #[inline]
+    pub(crate) fn after(self, after: Duration) -> Tick {
+        Tick(self.0.saturating_add(saturating_nanos(after)))
+    }
+
+    /// Whether a deadline at `self` has passed at `now`. [`Tick::NEVER`] never passes.
+    #[inline]
+    pub(crate) fn has_passed(self, now: Tick) -> bool {
+        self != Tick::NEVER && now >= self
+    }
+
+    #[inline]
+    pub(crate) fn is_never(self) -> bool {
+        self == Tick::NEVER
+    }
+
+    #[inline]
+    pub(crate) fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    pub(crate) fn from_raw(raw: u64) -> Tick {
+        Tick(raw)
+    }
+
+    /// The time from `earlier` to `self`, zero if `earlier` is later.
+    pub(crate) fn since(self, earlier: Tick) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// A duration in whole nanoseconds, saturating at `u64::MAX`.
+#[inline]
+pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A cache's clock together with the instant its ticks count from.
+pub(crate) struct Timeline {
+    clock: Box<dyn Clock>,
+    epoch: Instant,
+}
+
+impl Timeline {
+    pub(crate) fn new(clock: Box<dyn Clock>) -> Self {
+        let epoch = clock.now();
+        Self { clock, epoch }
+    }
+
+    /// The current tick. It stays below [`Tick::NEVER`], so a finite deadline can be reached.
+    #[inline]
+    pub(crate) fn now(&self) -> Tick {
+        let nanos = saturating_nanos(self.clock.now().saturating_duration_since(self.epoch));
+        Tick(nanos.min(u64::MAX - 1))
+    }
+}
+
+impl fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeline")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current tick, read from the clock at most once and only if someone asks.
+///
+/// Reads of entries that cannot expire never ask, so a cache without expiry never reads its
+/// clock on the hit path.
+pub(crate) struct Now<'a> {
+    timeline: &'a Timeline,
+    tick: Cell<Option<Tick>>,
+}
+
+impl<'a> Now<'a> {
+    #[inline]
+    pub(crate) fn lazy(timeline: &'a Timeline) -> Self {
+        Self {
+            timeline,
+            tick: Cell::new(None),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Tick {
+        match self.tick.get() {
+            Some(tick) => tick,
+            None => {
+                let tick = self.timeline.now();
+                self.tick.set(Some(tick));
+                tick
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_too_large_for_a_tick_mean_never() {
+        assert_eq!(Tick(5).after(Duration::MAX), Tick::NEVER);
+        assert_eq!(Tick(u64::MAX - 1).after(Duration::from_nanos(2)), Tick::NEVER);
+        assert!(!Tick::NEVER.has_passed(Tick(u64::MAX - 1)));
+    }
+
+    #[test]
+    fn a_deadline_passes_exactly_at_its_tick() {
+        let deadline = Tick(10).after(Duration::from_nanos(5));
+        assert!(!deadline.has_passed(Tick(14)));
+        assert!(deadline.has_passed(Tick(15)));
+    }
+
+    #[test]
+    fn manual_clock_saturates_instead_of_overflowing() {
+        let clock = ManualClock::new();
+        let start = clock.now();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.elapsed(), Duration::from_nanos(u64::MAX));
+        assert!(clock.now() > start);
+    }
+
+    #[test]
+    fn clones_of_a_manual_clock_share_its_time() {
+        let clock = ManualClock::new();
+        let clone = clock.clone();
+        clock.advance(Duration::from_secs(3));
+        assert_eq!(clone.elapsed(), Duration::from_secs(3));
+        let timeline = Timeline::new(Box::new(clone));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(timeline.now(), Tick(1_000_000));
+    }
+}

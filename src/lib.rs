@@ -1,0 +1,70 @@
+//! A thread-safe in-process cache: a sharded map with exact expiry, a hard capacity bound and
+//! single-flight loading.
+//!
+//! [`TtlCache`] keeps hot data in memory with a time to live (sessions, tokens, lookups), and
+//! memoizes expensive computations so that a thousand concurrent requests for one missing key
+//! cause one computation, not a thousand.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tokio` | yes | [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
+//! | `serde` | no | reserved for snapshots of a cache's live entries |
+//!
+//! # What users rely on
+//!
+//! - **Expiry is exact.** An entry written at `t` with a time to live `d` is returned at every
+//!   time before `t + d` and never from then on, whether or not anything removed it yet. With
+//!   a time to idle `i`, a read at `r` moves its deadline to `min(t + d, r + i)`.
+//! - **Expired entries do not pile up**: each write does a little expiry work on its shard, so
+//!   no background thread is needed (and none is started).
+//! - **Capacity is a hard bound**: after any call returns, `weighted_size() <= max_capacity`.
+//! - **Single flight**: `get_or_*` on a missing key runs `init` once however many threads or
+//!   tasks ask; the others wait for its value. A panicking or cancelled leader hands over to one
+//!   waiter; a recursive call for the same key panics instead of deadlocking.
+//! - **Hits are cheap**: a hit takes one shard's read lock, never a write lock or a global one.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use ttlcache::TtlCache;
+//!
+//! let cache = TtlCache::builder()
+//!     .max_capacity(10_000)
+//!     .time_to_live(Duration::from_secs(60))
+//!     .build()
+//!     .unwrap();
+//!
+//! cache.insert("session:42".to_string(), "ada".to_string());
+//! assert_eq!(cache.get("session:42").as_deref(), Some("ada"));
+//!
+//! // One computation, however many threads ask at once.
+//! let answer = cache.get_or_insert_with("answer".to_string(), || "42".to_string());
+//! assert_eq!(answer, "42");
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod cache;
+mod clock;
+mod error;
+mod flight;
+mod policy;
+mod removal;
+mod shard;
+mod stats;
+mod sync;
+
+pub use builder::CacheBuilder;
+pub use cache::TtlCache;
+#[cfg(feature = "tokio")]
+pub use clock::TokioClock;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::BuildError;
+pub use removal::RemovalCause;
+pub use stats::CacheStats;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

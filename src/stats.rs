@@ -1,0 +1,167 @@
+//! Statistics: what users read ([`CacheStats`]) and the counters behind it.
+//!
+//! Rules:
+//! 1. No counter is shared by all threads. Each thread adds to its own stripe (chosen by
+//!    [`thread_index`]), padded to a cache line, so a hit writes only to a line its own core
+//!    already holds; [`Counters::snapshot`] sums the stripes.
+//! 2. Counts are exact: stripes are added to atomically, so threads that share a stripe (more
+//!    threads than stripes) lose nothing. A snapshot taken while other threads count is a sum
+//!    of values each read at some moment during the call, not one instant's totals.
+
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::{
+    clock::saturating_nanos,
+    sync::{AtomicU64, Ordering, parallelism, thread_index},
+};
+
+/// A cache's statistics since it was built: a plain copy, taken by [`TtlCache::stats`].
+///
+/// [`TtlCache::stats`]: crate::TtlCache::stats
+///
+/// # Examples
+///
+/// ```
+/// use ttlcache::TtlCache;
+///
+/// let cache = TtlCache::<u32, &str>::builder().build().unwrap();
+/// cache.insert(1, "one");
+/// assert_eq!(cache.get(&1), Some("one"));
+/// assert_eq!(cache.get(&2), None);
+///
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
+/// assert_eq!(stats.hit_rate(), 0.5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CacheStats {
+    /// Lookups that found a live entry: `get`, and `get_or_*` calls that did not wait for a load.
+    pub hits: u64,
+    /// Lookups that found nothing live, including `get_or_*` calls that ran or awaited a load.
+    pub misses: u64,
+    /// Entries written by `insert`, `insert_with_ttl` and completed loads.
+    pub inserts: u64,
+    /// Entries removed to keep within capacity, or refused because they would not fit
+    /// ([`RemovalCause::Size`](crate::RemovalCause::Size)).
+    pub evictions: u64,
+    /// Expired entries removed ([`RemovalCause::Expired`](crate::RemovalCause::Expired)).
+    pub expirations: u64,
+    /// Loads (`init` of a `get_or_*` call) that produced a value.
+    pub load_successes: u64,
+    /// Loads that returned an error.
+    pub load_failures: u64,
+    /// Time spent in loads, successful or not, by the cache's clock.
+    pub total_load_time: Duration,
+}
+
+impl CacheStats {
+    /// The share of lookups that hit: `hits / (hits + misses)`, or 0.0 when there were none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ttlcache::CacheStats::default().hit_rate(), 0.0);
+    /// ```
+    #[must_use]
+    pub fn hit_rate(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
+
+/// One thread's share of the counts.
+#[derive(Debug, Default)]
+struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    load_successes: AtomicU64,
+    load_failures: AtomicU64,
+    load_nanos: AtomicU64,
+}
+
+/// The counters of one cache, striped by thread.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    stripes: Box<[CachePadded<Stripe>]>,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        let stripes = parallelism().next_power_of_two();
+        Self {
+            stripes: (0..stripes).map(|_| CachePadded::default()).collect(),
+        }
+    }
+
+    #[inline]
+    fn stripe(&self) -> &Stripe {
+        // The stripe count is a power of two.
+        &self.stripes[thread_index() & (self.stripes.len() - 1)]
+    }
+
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.stripe().hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn miss(&self) {
+        self.stripe().misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn insert(&self) {
+        self.stripe().inserts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn removals(&self, evictions: u64, expirations: u64) {
+        let stripe = self.stripe();
+        if evictions > 0 {
+            stripe.evictions.fetch_add(evictions, Ordering::Relaxed);
+        }
+        if expirations > 0 {
+            stripe.expirations.fetch_add(expirations, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn load(&self, succeeded: bool, took: Duration) {
+        let stripe = self.stripe();
+        let outcome = if succeeded {
+            &stripe.load_successes
+        } else {
+            &stripe.load_failures
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        stripe
+            .load_nanos
+            .fetch_add(saturating_nanos(took), Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        let sum = |field: fn(&Stripe) -> &AtomicU64| -> u64 {
+            self.stripes
+                .iter()
+                .map(|stripe| field(stripe).load(Ordering::Relaxed))
+                .fold(0, u64::saturating_add)
+        };
+        CacheStats {
+            hits: sum(|s| &s.hits),
+            misses: sum(|s| &s.misses),
+            inserts: sum(|s| &s.inserts),
+            evictions: sum(|s| &s.evictions),
+            expirations: sum(|s| &s.expirations),
+            load_successes: sum(|s| &s.load_successes),
+            load_failures: sum(|s| &s.load_failures),
+            total_load_time: Duration::from_nanos(sum(|s| &s.load_nanos)),
+        }
+    }
+}
