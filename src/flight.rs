@@ -152,10 +152,10 @@ impl<V> Drop for Wait<V> {
     }
 }
 
-// loom's `thread_local!` takes no `const` initializer.
-#[allow(clippy::missing_const_for_thread_local)]
 thread_local! {
     /// The flights whose `init` this thread is polling, innermost last.
+    // loom's `thread_local!` takes no `const` initializer.
+    #[allow(clippy::missing_const_for_thread_local)]
     static LEADING: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
