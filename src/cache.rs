@@ -25,7 +25,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::{
     builder::CacheBuilder,
-    clock::{Clock, Now, Tick, Timeline},
+    clock::{Clock, Now, Timeline},
     flight::{self, Flight, Outcome},
     removal::{Listener, Removals},
     shard::{LoadStart, Shard},
@@ -171,8 +171,11 @@ where
     #[inline]
     fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
         let shards = &self.inner.shards;
-        // Bits 32 and up: hashbrown buckets by the low bits and tags by the top seven.
-        &shards[(hash >> 32) as usize & (shards.len() - 1)]
+        // Mixed, so that a hasher which leaves the high bits empty (an identity hash of small
+        // integers) still spreads keys; then bits 32 and up, which hashbrown does not use for
+        // buckets (the low bits) nor tags (the top seven) within the shard.
+        let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &shards[(mixed >> 32) as usize & (shards.len() - 1)]
     }
 
     #[inline]
@@ -183,11 +186,6 @@ where
     #[inline]
     fn weigh(&self, key: &K, value: &V) -> u32 {
         self.inner.weigher.as_ref().map_or(1, |weigh| weigh(key, value))
-    }
-
-    #[inline]
-    fn deadline(&self, now: &Now<'_>, time_to_live: Option<Duration>) -> Tick {
-        time_to_live.map_or(Tick::NEVER, |ttl| now.get().after(ttl))
     }
 
     /// The value for `key` if it is live, as a clone.
@@ -322,14 +320,13 @@ where
         let hash = self.hash(&key);
         let weight = self.weigh(&key, &value);
         let now = Now::lazy(&self.inner.timeline);
-        let deadline = self.deadline(&now, time_to_live);
         let mut removals = self.removals();
         self.shard(hash).write().insert(
             hash,
             key,
             value,
             weight,
-            deadline,
+            time_to_live,
             &now,
             &self.inner.hasher,
             &mut removals,
@@ -367,10 +364,11 @@ where
             removals.push(key, value, cause);
             return None;
         }
-        if removals.is_heard() {
-            removals.push(key, value.clone(), cause);
+        if !removals.is_heard() {
+            return Some(value);
         }
-        Some(value)
+        // Reported before the copy is made, so a panicking `clone` loses no report.
+        Some(removals.push(key, value, cause).clone())
     }
 
     /// The value for `key`; if it has none, runs `init` once to make it, stores it and returns it.
@@ -388,6 +386,12 @@ where
     /// If `init` panics, the panic propagates to this caller, and one of the waiting callers
     /// runs its own `init` in its place. Calling any `get_or_*` for the same key from inside
     /// `init` panics with a clear message, instead of waiting for itself forever.
+    ///
+    /// # Blocking
+    ///
+    /// A waiting caller blocks its thread. Inside an async runtime, use
+    /// [`get_or_load`](Self::get_or_load): on a single-threaded runtime, a blocked thread
+    /// would stop the very task whose load it waits for.
     ///
     /// # Examples
     ///
@@ -460,6 +464,10 @@ where
     /// Dropping this future is safe at any point. If it was running `init`, `init` is dropped
     /// with it, and one of the waiting callers runs its own `init` in its place: no waiter is
     /// left hanging. If it was waiting, it stops waiting and the load goes on for the others.
+    ///
+    /// `init` runs inside this future: while it is neither polled nor dropped (kept in a
+    /// `select!` branch that is no longer polled, say), the load makes no progress and its
+    /// waiters wait with it.
     ///
     /// # Panics
     ///
@@ -822,10 +830,10 @@ where
             match (shard.finish_load(self.hash, &self.flight), &outcome) {
                 (Some(key), Outcome::Loaded(value)) => {
                     let weight = cache.weigh(&key, value);
-                    let deadline = cache.deadline(&now, cache.inner.time_to_live);
+                    let ttl = cache.inner.time_to_live;
                     let hasher = &cache.inner.hasher;
                     let value = value.clone();
-                    shard.insert(self.hash, key, value, weight, deadline, &now, hasher, &mut removals);
+                    shard.insert(self.hash, key, value, weight, ttl, &now, hasher, &mut removals);
                     stored = true;
                     None
                 }

@@ -44,6 +44,14 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+impl Node {
+    /// The node after this one in the ring, for consistency checks.
+    pub(crate) fn next_in_ring(&self) -> SlotIndex {
+        self.next
+    }
+}
+
 /// Where the policy finds the node of a slot.
 pub(crate) trait Arena {
     fn node(&self, index: SlotIndex) -> &Node;
@@ -107,6 +115,12 @@ impl Policy {
             node.referenced.store(false, Ordering::Relaxed);
             self.hand = Some(node.next);
         }
+    }
+
+    /// Where the hand points, for consistency checks.
+    #[cfg(test)]
+    pub(crate) fn hand(&self) -> Option<SlotIndex> {
+        self.hand
     }
 
     /// Forgets every entry at once.

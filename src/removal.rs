@@ -3,8 +3,8 @@
 //! Rules:
 //! 1. Entries removed under a shard lock are gathered in a [`Removals`] declared before the
 //!    lock guard, so they are counted, reported and dropped after the lock is released (also
-//!    when the caller unwinds): the listener, and the `Drop` of removed keys and values, never
-//!    run under a lock.
+//!    when the caller unwinds): the listener, and the `Drop` of removed entries, never run
+//!    under a lock. (Keys of pending loads that a write detaches are dropped under it.)
 //! 2. Every entry that leaves a live cache is reported exactly once.
 //! 3. A listener that panics does not stop the others from being reported: each call is
 //!    caught, and the first panic is resumed once all are delivered, in the call that caused
@@ -101,9 +101,11 @@ impl<'a, K, V> Removals<'a, K, V> {
         self.listener.is_some()
     }
 
+    /// Adds a removal; returns its value, for a caller that also hands it out.
     #[inline]
-    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) -> &V {
         self.removed.push((key, value, cause));
+        &self.removed[self.removed.len() - 1].1
     }
 
     pub(crate) fn extend(&mut self, removed: impl IntoIterator<Item = (K, V, RemovalCause)>) {

@@ -41,7 +41,8 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that found nothing live, including `get_or_*` calls that ran or awaited a load.
     pub misses: u64,
-    /// Entries written by `insert`, `insert_with_ttl` and completed loads.
+    /// Writes: `insert`, `insert_with_ttl` and stored loads, including entries then refused
+    /// as too heavy.
     pub inserts: u64,
     /// Entries removed to keep within capacity, or refused because they would not fit
     /// ([`RemovalCause::Size`](crate::RemovalCause::Size)).

@@ -4,10 +4,10 @@
 //! check the crate's real code rather than a copy of it.
 //!
 //! Rules:
-//! 1. Locks never report poisoning. The crate never panics while it holds a lock of its own
-//!    (user code runs outside locks, except `retain`'s predicate and the weigher, which leave
-//!    the shard consistent at every point they can unwind from), so a poisoned lock carries
-//!    no information and is taken anyway.
+//! 1. Locks never report poisoning. The crate's own code does not panic while it holds a lock;
+//!    the user code that runs under one (`Hash`, `Eq` and `Clone` of keys and values,
+//!    `Clock::now`, the weigher, `retain`'s predicate) can unwind only from points where the
+//!    shard is consistent, so a poisoned lock carries no information and is taken anyway.
 //! 2. Everything that waits, waits through [`block_on`] or a lock from here, so loom sees it.
 
 #[cfg(not(ttlcache_loom))]
