@@ -1,1 +1,199 @@
+//! Loom models of the crate's real code, through its sync facade.
+//!
+//! Run with `RUSTFLAGS="--cfg ttlcache_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release
+//! --test loom`. Without the cfg this file compiles to nothing.
+#![cfg(ttlcache_loom)]
 
+use std::{
+    panic::{self, AssertUnwindSafe},
+    sync::Mutex,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use loom::{sync::Arc, thread};
+use ttlcache::{ManualClock, RemovalCause, TtlCache};
+
+/// Explores every interleaving of `body`, with at most `LOOM_MAX_PREEMPTIONS` (default 2)
+/// preemptions per run.
+fn model(body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    builder.check(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        body()
+    });
+    eprintln!(
+        "explored {} interleavings",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+type Log = std::sync::Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+/// A one-shard cache whose listener logs what leaves.
+fn logged_cache(capacity: Option<u64>, clock: Option<ManualClock>) -> (TtlCache<u64, u64>, Log) {
+    let log = Log::default();
+    let sink = log.clone();
+    let mut builder = TtlCache::builder()
+        .shards(1)
+        .eviction_listener(move |key, value, cause| sink.lock().unwrap().push((key, value, cause)));
+    if let Some(capacity) = capacity {
+        builder = builder.max_capacity(capacity);
+    }
+    if let Some(clock) = clock {
+        builder = builder.clock(clock).time_to_live(Duration::from_secs(10));
+    }
+    (builder.build().unwrap(), log)
+}
+
+#[test]
+fn two_threads_racing_get_or_insert_with_run_init_once() {
+    model(|| {
+        let cache = TtlCache::<u64, u64>::builder().shards(1).build().unwrap();
+        let inits = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let racer = {
+            let (cache, inits) = (cache.clone(), inits.clone());
+            thread::spawn(move || {
+                cache.get_or_insert_with(1, || {
+                    inits.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+                    10
+                })
+            })
+        };
+        let mine = cache.get_or_insert_with(1, || {
+            inits.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+            10
+        });
+        assert_eq!(mine, 10);
+        assert_eq!(racer.join().unwrap(), 10);
+        assert_eq!(inits.load(loom::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(cache.peek(&1), Some(10));
+    });
+}
+
+#[test]
+fn a_waiter_completes_when_the_leader_panics() {
+    model(|| {
+        let cache = TtlCache::<u64, u64>::builder().shards(1).build().unwrap();
+        let leader = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                panic::catch_unwind(AssertUnwindSafe(|| {
+                    cache.get_or_insert_with(1, || panic!("init fails"))
+                }))
+                .is_err()
+            })
+        };
+        // Either this caller waits and takes over, or it leads before the other arrives.
+        assert_eq!(cache.get_or_insert_with(1, || 2), 2);
+        let leader_panicked = leader.join().unwrap();
+        // The other caller either panicked in its own init or found this caller's value.
+        assert!(leader_panicked || cache.peek(&1) == Some(2));
+        assert_eq!(cache.peek(&1), Some(2));
+    });
+}
+
+#[test]
+fn a_waiter_completes_when_the_leader_is_cancelled() {
+    model(|| {
+        let cache = TtlCache::<u64, u64>::builder().shards(1).build().unwrap();
+        let cancelled = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                // Poll once, so it leads (or waits), then drop it: a cancelled caller.
+                let mut load = Box::pin(cache.get_or_load(1, std::future::pending()));
+                let polled = load.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                assert!(polled.is_pending() || polled == Poll::Ready(3));
+            })
+        };
+        assert_eq!(cache.get_or_insert_with(1, || 3), 3);
+        cancelled.join().unwrap();
+        assert_eq!(cache.peek(&1), Some(3));
+    });
+}
+
+#[test]
+fn insert_remove_and_get_on_one_shard_stay_consistent() {
+    model(|| {
+        let (cache, log) = logged_cache(None, None);
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.insert(1, 10))
+        };
+        let remover = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.remove(&1))
+        };
+        let seen = cache.get(&1);
+        assert!(seen.is_none() || seen == Some(10));
+        writer.join().unwrap();
+        let removed = remover.join().unwrap();
+        // The remove ran after the insert exactly when it returned the value; then the cache
+        // is empty and the listener heard of it once.
+        let reports = log.lock().unwrap().clone();
+        match removed {
+            Some(value) => {
+                assert_eq!(value, 10);
+                assert!(cache.is_empty());
+                assert_eq!(reports, [(1, 10, RemovalCause::Explicit)]);
+            }
+            None => {
+                assert_eq!(cache.peek(&1), Some(10));
+                assert!(reports.is_empty());
+            }
+        }
+    });
+}
+
+#[test]
+fn concurrent_inserts_at_capacity_keep_the_bound_and_report_each_eviction_once() {
+    model(|| {
+        let (cache, log) = logged_cache(Some(1), None);
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(1, 10);
+                assert!(cache.weighted_size() <= 1);
+            })
+        };
+        cache.insert(2, 20);
+        assert!(cache.weighted_size() <= 1);
+        other.join().unwrap();
+        assert_eq!(cache.len(), 1);
+        let reports = log.lock().unwrap().clone();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let (evicted, _, cause) = reports[0];
+        assert_eq!(cause, RemovalCause::Size);
+        assert!(!cache.contains_key(&evicted));
+        assert!(cache.contains_key(&(3 - evicted)));
+    });
+}
+
+#[test]
+fn expiry_racing_an_insert_is_either_before_or_after_it() {
+    model(|| {
+        let clock = ManualClock::new();
+        let (cache, log) = logged_cache(None, Some(clock.clone()));
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.insert(1, 10))
+        };
+        clock.advance(Duration::from_secs(10));
+        let purged = cache.purge_expired();
+        writer.join().unwrap();
+        // Either the insert read the clock before the advance (and the entry is expired:
+        // purged now, or by the purge above), or after it (and it lives ten more seconds).
+        let live = cache.get(&1).is_some();
+        let purged = purged + cache.purge_expired();
+        assert!(live != (purged == 1), "live: {live}, purged: {purged}");
+        let expired = log.lock().unwrap().len();
+        assert_eq!(expired, purged);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(cache.get(&1), None);
+    });
+}

@@ -93,9 +93,9 @@ impl<K, V, S> TtlCache<K, V, S> {
         let shards = (0..count)
             .map(|index| {
                 // Split the capacity so that the shards' shares add up to it exactly.
-                let capacity = settings.max_capacity.map_or(u64::MAX, |max| {
-                    max / count + u64::from(index < max % count)
-                });
+                let capacity = settings
+                    .max_capacity
+                    .map_or(u64::MAX, |max| max / count + u64::from(index < max % count));
                 CachePadded::new(RwLock::new(Shard::new(capacity, settings.time_to_idle)))
             })
             .collect();
@@ -185,7 +185,10 @@ where
 
     #[inline]
     fn weigh(&self, key: &K, value: &V) -> u32 {
-        self.inner.weigher.as_ref().map_or(1, |weigh| weigh(key, value))
+        self.inner
+            .weigher
+            .as_ref()
+            .map_or(1, |weigh| weigh(key, value))
     }
 
     /// The value for `key` if it is live, as a clone.
@@ -564,7 +567,7 @@ where
                 }
             };
             assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
-            match &*flight.wait().await {
+            match &*Flight::wait(&flight).await {
                 Outcome::Loaded(value) => {
                     self.inner.counters.miss();
                     return Ok(value.clone());
@@ -629,7 +632,11 @@ where
     /// assert_eq!(cache.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|shard| shard.read().len()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.read().len())
+            .sum()
     }
 
     /// Whether the cache holds no entries (see [`len`](Self::len)).
@@ -641,7 +648,10 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.inner.shards.iter().all(|shard| shard.read().len() == 0)
+        self.inner
+            .shards
+            .iter()
+            .all(|shard| shard.read().len() == 0)
     }
 
     /// The total weight of the entries held (see [`len`](Self::len)); never more than the
@@ -833,7 +843,16 @@ where
                     let ttl = cache.inner.time_to_live;
                     let hasher = &cache.inner.hasher;
                     let value = value.clone();
-                    shard.insert(self.hash, key, value, weight, ttl, &now, hasher, &mut removals);
+                    shard.insert(
+                        self.hash,
+                        key,
+                        value,
+                        weight,
+                        ttl,
+                        &now,
+                        hasher,
+                        &mut removals,
+                    );
                     stored = true;
                     None
                 }

@@ -318,7 +318,10 @@ mod tests {
     #[test]
     fn durations_too_large_for_a_tick_mean_never() {
         assert_eq!(Tick(5).after(Duration::MAX), Tick::NEVER);
-        assert_eq!(Tick(u64::MAX - 1).after(Duration::from_nanos(2)), Tick::NEVER);
+        assert_eq!(
+            Tick(u64::MAX - 1).after(Duration::from_nanos(2)),
+            Tick::NEVER
+        );
         assert!(!Tick::NEVER.has_passed(Tick(u64::MAX - 1)));
     }
 

@@ -89,16 +89,16 @@ impl<V> Flight<V> {
     }
 
     /// A future that resolves to the outcome once the flight settles.
-    pub(crate) fn wait(self: &Arc<Self>) -> Wait<V> {
+    pub(crate) fn wait(flight: &Arc<Self>) -> Wait<V> {
         Wait {
-            flight: Arc::clone(self),
+            flight: Arc::clone(flight),
             waiter: None,
         }
     }
 
     /// Whether this thread is polling this flight's `init` right now (rule 6).
-    pub(crate) fn is_led_by_this_thread(self: &Arc<Self>) -> bool {
-        let id = flight_id(self);
+    pub(crate) fn is_led_by_this_thread(&self) -> bool {
+        let id = self.id();
         LEADING.with(|leading| leading.borrow().contains(&id))
     }
 }
@@ -159,8 +159,11 @@ thread_local! {
     static LEADING: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
-fn flight_id<V>(flight: &Arc<Flight<V>>) -> usize {
-    Arc::as_ptr(flight).cast::<()>() as usize
+impl<V> Flight<V> {
+    /// The flight's address: unique while it is alive, which a leader keeps it.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>() as usize
+    }
 }
 
 /// Marks the flight as led by this thread until dropped, also when `init` unwinds.
@@ -186,7 +189,7 @@ impl Drop for LeadingScope {
 
 /// Runs a leader's `init`, with the flight marked as led by whichever thread polls it.
 pub(crate) async fn lead<V, F: Future>(flight: &Arc<Flight<V>>, init: F) -> F::Output {
-    let id = flight_id(flight);
+    let id = flight.id();
     let mut init = pin!(init);
     poll_fn(|cx| {
         let _scope = LeadingScope::enter(id);
@@ -227,12 +230,7 @@ impl<K: Hash + Eq, V> Loads<K, V> {
     }
 
     /// Starts a load for `key`, which must have none pending.
-    pub(crate) fn start(
-        &mut self,
-        hash: u64,
-        key: K,
-        hasher: &impl BuildHasher,
-    ) -> Arc<Flight<V>> {
+    pub(crate) fn start(&mut self, hash: u64, key: K, hasher: &impl BuildHasher) -> Arc<Flight<V>> {
         let flight = Flight::new();
         let pending = PendingLoad {
             key,
@@ -261,7 +259,10 @@ impl<K: Hash + Eq, V> Loads<K, V> {
         if self.table.is_empty() {
             return;
         }
-        if let Ok(entry) = self.table.find_entry(hash, |pending| pending.key.borrow() == key) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(hash, |pending| pending.key.borrow() == key)
+        {
             entry.remove();
         }
     }
@@ -280,17 +281,20 @@ mod tests {
     #[test]
     fn waiters_see_the_outcome_of_the_settle_that_came_first() {
         let flight = Flight::new();
-        let waiter = flight.wait();
+        let waiter = Flight::wait(&flight);
         flight.settle(Outcome::Loaded(1));
         flight.settle(Outcome::Loaded(2));
         assert!(matches!(*block_on(waiter), Outcome::Loaded(1)));
-        assert!(matches!(*block_on(flight.wait()), Outcome::Loaded(1)));
+        assert!(matches!(
+            *block_on(Flight::wait(&flight)),
+            Outcome::Loaded(1)
+        ));
     }
 
     #[test]
     fn a_dropped_waiter_leaves_no_waker_behind() {
         let flight = Flight::<u8>::new();
-        let mut waiter = Box::pin(flight.wait());
+        let mut waiter = Box::pin(Flight::wait(&flight));
         let waker = Waker::noop();
         assert!(
             waiter

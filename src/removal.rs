@@ -127,7 +127,8 @@ impl<K, V> Drop for Removals<'_, K, V> {
         };
         let mut first_panic: Option<Box<dyn Any + Send>> = None;
         for (key, value, cause) in self.removed.drain(..) {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| listener(key, value, cause)))
+            if let Err(payload) =
+                panic::catch_unwind(AssertUnwindSafe(|| listener(key, value, cause)))
             {
                 first_panic.get_or_insert(payload);
             }

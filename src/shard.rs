@@ -146,10 +146,7 @@ pub(crate) struct Cleared<K, V>(Vec<Option<Slot<K, V>>>);
 
 impl<K, V> Cleared<K, V> {
     /// The entries with the cause each left by: expired ones as `Expired`.
-    pub(crate) fn into_removals(
-        self,
-        now: &Now<'_>,
-    ) -> impl Iterator<Item = (K, V, RemovalCause)> {
+    pub(crate) fn into_removals(self, now: &Now<'_>) -> impl Iterator<Item = (K, V, RemovalCause)> {
         self.0.into_iter().flatten().map(move |slot| {
             let cause = if slot.is_expired(now) {
                 RemovalCause::Expired
@@ -316,9 +313,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             node: Node::new(),
         });
         let slots = &self.slots;
-        self.table.insert_unique(hash, index, |&index| {
-            hasher.hash_one(&slots.get(index).key)
-        });
+        self.table
+            .insert_unique(hash, index, |&index| hasher.hash_one(&slots.get(index).key));
         self.policy.admit(&mut self.slots, index);
         self.weighted_size += u64::from(weight);
         if !expires_at.is_never() {
@@ -614,7 +610,10 @@ mod tests {
             let mut timed = 0;
             for &index in &occupied {
                 let slot = self.slots.get(index);
-                assert_eq!(self.find(hasher.hash_one(&slot.key), &slot.key), Some(index));
+                assert_eq!(
+                    self.find(hasher.hash_one(&slot.key), &slot.key),
+                    Some(index)
+                );
                 weight += u64::from(slot.weight);
                 timed += usize::from(!slot.expires_at().is_never());
             }

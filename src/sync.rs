@@ -59,7 +59,10 @@ impl<T> Mutex<T> {
         #[cfg(not(ttlcache_loom))]
         return self.inner.lock();
         #[cfg(ttlcache_loom)]
-        return self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        return self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
     }
 }
 
@@ -96,7 +99,10 @@ impl<T> RwLock<T> {
         #[cfg(not(ttlcache_loom))]
         return self.inner.read();
         #[cfg(ttlcache_loom)]
-        return self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        return self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
     }
 
     #[inline]
@@ -104,7 +110,10 @@ impl<T> RwLock<T> {
         #[cfg(not(ttlcache_loom))]
         return self.inner.write();
         #[cfg(ttlcache_loom)]
-        return self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        return self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
     }
 }
 

@@ -41,7 +41,13 @@ fn shards_must_not_exceed_a_nonzero_capacity() {
         "`shards` (16) must not exceed `max_capacity` (10): every shard must be able to hold an entry"
     );
     // A zero capacity is a cache that stores nothing, whatever its shards.
-    assert!(TtlCache::<u64, u64>::builder().max_capacity(0).shards(16).build().is_ok());
+    assert!(
+        TtlCache::<u64, u64>::builder()
+            .max_capacity(0)
+            .shards(16)
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]

@@ -167,10 +167,9 @@ async fn errors_are_shared_as_one_arc_and_not_cached() {
 async fn a_recursive_load_of_the_same_key_panics() {
     let cache = cache();
     let inner = cache.clone();
-    let result = futures_catch(cache.get_or_load(1, async {
-        inner.get_or_load(1, async { 2 }).await
-    }))
-    .await;
+    let result =
+        futures_catch(cache.get_or_load(1, async { inner.get_or_load(1, async { 2 }).await }))
+            .await;
     assert!(result.is_err());
     assert_eq!(cache.get_or_load(1, async { 5 }).await, 5);
 }

@@ -100,7 +100,10 @@ fn an_error_reaches_every_waiter_of_that_attempt_and_is_not_cached() {
     assert_eq!(distinct.len(), attempts);
     assert!(attempts < threads, "no caller waited for another's attempt");
     assert!(!cache.contains_key(&1));
-    assert_eq!(cache.try_get_or_insert_with(1, || Ok::<_, String>(5)), Ok(5));
+    assert_eq!(
+        cache.try_get_or_insert_with(1, || Ok::<_, String>(5)),
+        Ok(5)
+    );
 }
 
 #[test]
@@ -131,7 +134,10 @@ fn when_the_leader_panics_exactly_one_waiter_takes_over() {
                 })
             })
             .collect();
-        assert!(leader.join().unwrap().is_err(), "the panic reaches the leader's caller");
+        assert!(
+            leader.join().unwrap().is_err(),
+            "the panic reaches the leader's caller"
+        );
         for handle in handles {
             assert_eq!(handle.join().unwrap(), 2);
         }
