@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every check: formatting, lints, unit, integration and doc tests, loom models, docs.
+# This is the README's test command; .ci/run calls it after installing what it needs.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --lib --no-default-features -- -D warnings
+
+step "unit, integration and doc tests"
+cargo test --all-features
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+step "loom models"
+# A target directory of their own: the cfg changes every artifact, and sharing one with the
+# steps above would rebuild both each time.
+RUSTFLAGS="--cfg ttlcache_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+    cargo test --release --test loom --target-dir target/loom
+
+step "all checks passed"
