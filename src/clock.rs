@@ -41,6 +41,15 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 /// ```
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ttlcache::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.now(), clock.now());
+    /// ```
     fn now(&self) -> Instant;
 }
 
@@ -101,6 +110,17 @@ struct ManualTime {
 
 impl ManualClock {
     /// A clock that reads the current instant until it is advanced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ttlcache::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now();
+    /// std::thread::sleep(std::time::Duration::from_millis(1));
+    /// assert_eq!(clock.now(), start);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -112,6 +132,18 @@ impl ManualClock {
     }
 
     /// Moves the time forward by `by`, for this clock and all its clones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now();
+    /// clock.clone().advance(Duration::from_secs(5));
+    /// assert_eq!(clock.now() - start, Duration::from_secs(5));
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = saturating_nanos(by);
         let elapsed = &self.shared.elapsed_nanos;
@@ -127,6 +159,16 @@ impl ManualClock {
     }
 
     /// How far this clock has been advanced since it was created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let clock = ttlcache::ManualClock::new();
+    /// clock.advance(Duration::from_millis(1500));
+    /// assert_eq!(clock.elapsed(), Duration::from_millis(1500));
+    /// ```
     #[must_use]
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.shared.elapsed_nanos.load(Ordering::Acquire))
