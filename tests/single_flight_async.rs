@@ -16,27 +16,39 @@ fn cache() -> TtlCache<u64, u64> {
     TtlCache::builder().build().unwrap()
 }
 
+/// Spawns `tasks` callers of `get_or_load(1)` whose load takes `load_time` and yields 1;
+/// each task returns its value and how long after the spawn it got it.
+fn stampede(
+    cache: &TtlCache<u64, u64>,
+    tasks: usize,
+    load_time: Duration,
+    loads: &Arc<AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<(u64, Duration)>> {
+    let start = Instant::now();
+    (0..tasks)
+        .map(|_| {
+            let cache = cache.clone();
+            let loads = Arc::clone(loads);
+            tokio::spawn(async move {
+                let value = cache
+                    .get_or_load(1, async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(load_time).await;
+                        1
+                    })
+                    .await;
+                (value, start.elapsed())
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_tasks_cause_one_load() {
     let cache = cache();
     let loads = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..1_000)
-        .map(|_| {
-            let cache = cache.clone();
-            let loads = Arc::clone(&loads);
-            tokio::spawn(async move {
-                cache
-                    .get_or_load(1, async {
-                        loads.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        11
-                    })
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 11);
+    for task in stampede(&cache, 1_000, Duration::from_millis(20), &loads) {
+        assert_eq!(task.await.unwrap().0, 1);
     }
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 }
@@ -45,26 +57,9 @@ async fn a_thousand_tasks_cause_one_load() {
 async fn a_stampede_finishes_when_the_one_load_does() {
     let cache = cache();
     let loads = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..1_000)
-        .map(|_| {
-            let cache = cache.clone();
-            let loads = Arc::clone(&loads);
-            tokio::spawn(async move {
-                cache
-                    .get_or_load(1, async {
-                        loads.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        1
-                    })
-                    .await;
-                start.elapsed()
-            })
-        })
-        .collect();
-    for task in tasks {
+    for task in stampede(&cache, 1_000, Duration::from_millis(10), &loads) {
         // Paused time moves only when every task is idle: all finish at the load's end.
-        assert_eq!(task.await.unwrap(), Duration::from_millis(10));
+        assert_eq!(task.await.unwrap(), (1, Duration::from_millis(10)));
     }
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 }
