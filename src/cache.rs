@@ -108,7 +108,7 @@ impl<K, V, S> TtlCache<K, V, S> {
                 max_capacity: settings.max_capacity,
                 weigher: settings.weigher,
                 listener: settings.listener,
-                counters: Counters::new(),
+                counters: Counters::new(count as usize),
             }),
         }
     }
@@ -169,13 +169,35 @@ where
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        let shards = &self.inner.shards;
+    fn shard_index(&self, hash: u64) -> usize {
         // Mixed, so that a hasher which leaves the high bits empty (an identity hash of small
         // integers) still spreads keys; then bits 32 and up, which hashbrown does not use for
         // buckets (the low bits) nor tags (the top seven) within the shard.
         let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &shards[(mixed >> 32) as usize & (shards.len() - 1)]
+        (mixed >> 32) as usize & (self.inner.shards.len() - 1)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        &self.inner.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn hit(&self, hash: u64) {
+        self.inner.counters.hit(self.shard_index(hash));
+    }
+
+    #[inline]
+    fn miss(&self, hash: u64) {
+        self.inner.counters.miss(self.shard_index(hash));
+    }
+
+    /// Lets the shard's eviction policy adapt to the shard's hit rate, when it asks to.
+    fn adapt(&self, shard: &mut Shard<K, V>, hash: u64) {
+        if shard.wants_lookups() {
+            let (hits, misses) = self.inner.counters.shard_lookups(self.shard_index(hash));
+            shard.adapt(hits, misses);
+        }
     }
 
     #[inline]
@@ -213,7 +235,7 @@ where
         let hash = self.hash(key);
         let value = self.lookup(hash, key);
         if value.is_none() {
-            self.inner.counters.miss();
+            self.miss(hash);
         }
         value
     }
@@ -228,7 +250,7 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let value = self.shard(hash).read().get(hash, key, &now).cloned();
         if value.is_some() {
-            self.inner.counters.hit();
+            self.hit(hash);
         }
         value
     }
@@ -324,7 +346,8 @@ where
         let weight = self.weigh(&key, &value);
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
-        self.shard(hash).write().insert(
+        let mut shard = self.shard(hash).write();
+        shard.insert(
             hash,
             key,
             value,
@@ -334,6 +357,8 @@ where
             &self.inner.hasher,
             &mut removals,
         );
+        self.adapt(&mut shard, hash);
+        drop(shard);
         self.inner.counters.insert();
     }
 
@@ -554,11 +579,11 @@ where
             };
             let flight = match start {
                 LoadStart::Hit(value) => {
-                    self.inner.counters.hit();
+                    self.hit(hash);
                     return Ok(value);
                 }
                 LoadStart::Lead(flight) => {
-                    self.inner.counters.miss();
+                    self.miss(hash);
                     return self.lead(hash, flight, init).await;
                 }
                 LoadStart::Wait(returned, flight) => {
@@ -569,12 +594,12 @@ where
             assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
             match &*Flight::wait(&flight).await {
                 Outcome::Loaded(value) => {
-                    self.inner.counters.miss();
+                    self.miss(hash);
                     return Ok(value.clone());
                 }
                 Outcome::Failed(error) => {
                     if let Ok(error) = std::sync::Arc::clone(error).downcast::<E>() {
-                        self.inner.counters.miss();
+                        self.miss(hash);
                         return Err(error);
                     }
                 }

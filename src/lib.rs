@@ -53,6 +53,7 @@ mod flight;
 mod policy;
 mod removal;
 mod shard;
+mod sketch;
 mod stats;
 mod sync;
 

@@ -1,54 +1,123 @@
-//! The eviction policy: which entry a full shard gives up.
+//! The eviction policy: which entries a full shard gives up. W-TinyLFU, in CLOCK form.
 //!
-//! This is CLOCK (FIFO with a second chance): entries sit in a ring in insertion order; the
-//! hand looks at the oldest, and an entry read since the hand last passed it has its mark
-//! cleared and is passed over once more; the first unmarked entry is the victim.
+//! A new entry enters the *window*, a small ring (1% of the capacity). What leaves the window
+//! becomes a *candidate* for *main*, the rest of the capacity: while main has room it goes
+//! straight in; when it has none, the candidate is compared with main's *victim* by how often
+//! each key was asked for (the [`Sketch`]), and the less popular of the two is evicted. A
+//! one-time scan therefore flows through the window without displacing what is used often, and
+//! a key that keeps coming back earns its place (TinyLFU admission).
 //!
-//! The policy owns only its links and marks, stored in a [`Node`] inside each slot of the
-//! shard; it reaches them through [`Arena`], so it knows nothing of keys and values.
+//! Main is split as in an SLRU: entries arrive in *probation*; one read again there moves to
+//! *protected* (80% of main) when the hand next looks at it; protected's overflow goes back to
+//! probation. Victims come from probation.
+//!
+//! Every ring is a CLOCK: the hand looks at the oldest entry, and an entry read since the hand
+//! last passed gets another turn instead of leaving. A new entry also gets one turn in the
+//! window, so it is not the first to go, and the entry a write just stored never leaves the
+//! window during that write, however heavy: what is inserted can be read back.
 //!
 //! Rules:
-//! 1. A read marks its node with [`Node::touch`] under the shard's read lock. The mark is an
-//!    atomic written only when it is not yet set, so a hot entry's line stays shared between
-//!    the cores that read it.
-//! 2. Links are changed only under the shard's write lock, through `&mut` access.
+//! 1. A read only counts, in its node's [`Node::touch`]: a small atomic counter, written while
+//!    it is below [`HIT_CAP`], so an entry read often stops writing to memory its readers share.
+//!    The counts reach the sketch when a hand next passes the node ("folding"), under the write
+//!    lock. Nothing else changes on a read.
+//! 2. Links, queues and the sketch change only under the shard's write lock (`&mut` access).
+//! 3. Each entry is in exactly one place: a ring, or (between `admit` and `settle` of one write)
+//!    the staged candidates.
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::{
+    sketch::Sketch,
+    sync::{AtomicU8, Ordering},
+};
 
 /// An index into the shard's slots.
 pub(crate) type SlotIndex = u32;
+
+/// Reads a node counts before it stops writing (until the policy next looks at it).
+pub(crate) const HIT_CAP: u8 = 3;
+
+/// The share of the capacity the window gets, in percent.
+const WINDOW_PERCENT: u64 = 1;
+/// The share of main that protected gets, in percent.
+const PROTECTED_PERCENT: u64 = 80;
+/// Keys the sketch is first sized for, at most: it grows with the entries held.
+const FIRST_SKETCH_KEYS: u64 = 1024;
+
+/// Admissions between looks at the shard's hit rate.
+const ADMITS_PER_LOOK: u32 = 64;
+/// Requests per entry held in one sample of the hit rate.
+const SAMPLE_PER_ENTRY: u64 = 10;
+/// The first step, and the step after a restart, as a share of the capacity.
+const STEP_FRACTION: f64 = 0.0625;
+/// How much each step shrinks from the one before.
+const STEP_DECAY: f64 = 0.98;
+/// A change in hit rate this large means the workload changed: the steps start over.
+const RESTART_THRESHOLD: f64 = 0.05;
+
+/// `percent` of `total`, rounded down, without overflow.
+fn share(total: u64, percent: u64) -> u64 {
+    (u128::from(total) * u128::from(percent) / 100) as u64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Window,
+    Probation,
+    Protected,
+    /// Left the window during this write; admitted to probation or evicted before it ends.
+    Staged,
+}
 
 /// The policy's part of a slot.
 #[derive(Debug)]
 pub(crate) struct Node {
     prev: SlotIndex,
     next: SlotIndex,
-    referenced: AtomicBool,
+    weight: u32,
+    /// Bits of the key's hash, for the sketch.
+    fingerprint: u32,
+    queue: Queue,
+    /// Not yet passed by the window's hand: a new entry's one turn in the window.
+    young: bool,
+    /// Reads since the policy last looked, up to [`HIT_CAP`].
+    hits: AtomicU8,
 }
 
 impl Node {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(weight: u32, hash: u64) -> Self {
         Self {
             prev: 0,
             next: 0,
-            referenced: AtomicBool::new(false),
+            weight,
+            fingerprint: (hash >> 32) as u32,
+            queue: Queue::Window,
+            young: true,
+            hits: AtomicU8::new(0),
         }
     }
 
-    /// Records a read. Writes only the first time, so repeated hits leave memory untouched.
+    pub(crate) fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// Records a read. Writes only while the count is below [`HIT_CAP`]; racing readers may
+    /// lose a count, which only makes the estimate rougher.
     #[inline]
     pub(crate) fn touch(&self) {
-        if !self.referenced.load(Ordering::Relaxed) {
-            self.referenced.store(true, Ordering::Relaxed);
+        let hits = self.hits.load(Ordering::Relaxed);
+        if hits < HIT_CAP {
+            self.hits.store(hits + 1, Ordering::Relaxed);
         }
     }
-}
 
-#[cfg(test)]
-impl Node {
-    /// The node after this one in the ring, for consistency checks.
-    pub(crate) fn next_in_ring(&self) -> SlotIndex {
-        self.next
+    /// The reads since the policy last looked, resetting them.
+    fn take_hits(&self) -> u8 {
+        // Plain load and store: `&mut` access to the policy means the write lock is held.
+        let hits = self.hits.load(Ordering::Relaxed);
+        if hits > 0 {
+            self.hits.store(0, Ordering::Relaxed);
+        }
+        hits
     }
 }
 
@@ -58,25 +127,24 @@ pub(crate) trait Arena {
     fn node_mut(&mut self, index: SlotIndex) -> &mut Node;
 }
 
-/// The ring and its hand.
+/// A circular list of nodes, oldest first, with its total weight.
 #[derive(Debug, Default)]
-pub(crate) struct Policy {
-    /// The oldest entry, where the hand points; `None` when the ring is empty.
-    hand: Option<SlotIndex>,
+struct Ring {
+    oldest: Option<SlotIndex>,
+    weight: u64,
 }
 
-impl Policy {
-    /// Adds a newly stored entry, as the youngest.
-    pub(crate) fn admit(&mut self, arena: &mut impl Arena, index: SlotIndex) {
-        match self.hand {
+impl Ring {
+    /// Adds `index` as the youngest.
+    fn push(&mut self, arena: &mut impl Arena, index: SlotIndex) {
+        match self.oldest {
             None => {
                 let node = arena.node_mut(index);
                 node.prev = index;
                 node.next = index;
-                self.hand = Some(index);
+                self.oldest = Some(index);
             }
             Some(oldest) => {
-                // The youngest sits just behind the hand.
                 let youngest = arena.node(oldest).prev;
                 arena.node_mut(youngest).next = index;
                 arena.node_mut(oldest).prev = index;
@@ -85,47 +153,335 @@ impl Policy {
                 node.next = oldest;
             }
         }
+        self.weight += u64::from(arena.node(index).weight);
     }
 
-    /// Forgets an entry that leaves the shard for any reason.
-    pub(crate) fn remove(&mut self, arena: &mut impl Arena, index: SlotIndex) {
-        let (prev, next) = (arena.node(index).prev, arena.node(index).next);
+    fn unlink(&mut self, arena: &mut impl Arena, index: SlotIndex) {
+        let node = arena.node(index);
+        let (prev, next) = (node.prev, node.next);
+        self.weight -= u64::from(node.weight);
         if next == index {
-            self.hand = None;
+            self.oldest = None;
             return;
         }
         arena.node_mut(prev).next = next;
         arena.node_mut(next).prev = prev;
-        if self.hand == Some(index) {
-            self.hand = Some(next);
+        if self.oldest == Some(index) {
+            self.oldest = Some(next);
         }
     }
 
-    /// The entry to evict next, left in the ring: the caller removes it.
-    ///
-    /// Takes at most two turns of the ring: the first clears every mark it passes.
-    pub(crate) fn victim(&mut self, arena: &impl Arena) -> Option<SlotIndex> {
+    /// Makes the oldest the youngest: the hand moves on.
+    fn rotate(&mut self, arena: &impl Arena) {
+        if let Some(oldest) = self.oldest {
+            self.oldest = Some(arena.node(oldest).next);
+        }
+    }
+}
+
+/// A shard's eviction policy.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    window: Ring,
+    probation: Ring,
+    protected: Ring,
+    staged: Vec<SlotIndex>,
+    window_budget: u64,
+    main_budget: u64,
+    protected_budget: u64,
+    sketch: Sketch,
+    /// Entries tracked, to size the sketch.
+    entries: usize,
+    climber: Climber,
+}
+
+/// Moves the window's share of the capacity towards the best hit rate (hill climbing): after
+/// each sample of requests it steps the window the same way again if the hit rate rose, the
+/// other way if it fell, by steps that shrink until the workload changes.
+#[derive(Debug)]
+struct Climber {
+    admits_since_look: u32,
+    /// The shard's hits and misses when the current sample began.
+    sample_start: (u64, u64),
+    previous_hit_rate: f64,
+    /// The next change to the window's budget, in weight, with its direction.
+    step: f64,
+}
+
+impl Policy {
+    /// A policy for a shard of `capacity`; `u64::MAX` means unbounded (nothing is ever evicted,
+    /// and the policy keeps no sketch).
+    pub(crate) fn new(capacity: u64) -> Self {
+        let window_budget = if capacity == u64::MAX {
+            u64::MAX
+        } else {
+            share(capacity, WINDOW_PERCENT).max(1).min(capacity)
+        };
+        let main_budget = capacity - window_budget;
+        let sketch = if capacity == u64::MAX {
+            Sketch::default()
+        } else {
+            Sketch::with_capacity(capacity.min(FIRST_SKETCH_KEYS) as usize)
+        };
+        Self {
+            window: Ring::default(),
+            probation: Ring::default(),
+            protected: Ring::default(),
+            staged: Vec::new(),
+            window_budget,
+            main_budget,
+            protected_budget: share(main_budget, PROTECTED_PERCENT),
+            sketch,
+            entries: 0,
+            climber: Climber {
+                admits_since_look: 0,
+                sample_start: (0, 0),
+                previous_hit_rate: 0.0,
+                // The window starts at its smallest, so the first move is to shrink it: the
+                // climber turns round at once unless that keeps the hit rate.
+                step: -(capacity as f64) * STEP_FRACTION,
+            },
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.window_budget.saturating_add(self.main_budget)
+    }
+
+    /// Whether the policy wants the shard's hit and miss counts ([`adapt`](Self::adapt)).
+    pub(crate) fn wants_lookups(&self) -> bool {
+        self.is_bounded() && self.climber.admits_since_look >= ADMITS_PER_LOOK
+    }
+
+    /// Given the shard's hits and misses so far, ends a sample of the hit rate if enough
+    /// requests came since the last, and moves the window's budget.
+    pub(crate) fn adapt(&mut self, hits: u64, misses: u64) {
+        let capacity = self.capacity() as f64;
+        let climber = &mut self.climber;
+        climber.admits_since_look = 0;
+        let (start_hits, start_misses) = climber.sample_start;
+        let (sample_hits, requests) =
+            (hits - start_hits, hits + misses - start_hits - start_misses);
+        if requests < SAMPLE_PER_ENTRY * (self.entries as u64).max(16) {
+            return;
+        }
+        climber.sample_start = (hits, misses);
+        let hit_rate = sample_hits as f64 / requests as f64;
+        let change = hit_rate - climber.previous_hit_rate;
+        climber.previous_hit_rate = hit_rate;
+        let amount = if change >= 0.0 {
+            climber.step
+        } else {
+            -climber.step
+        };
+        climber.step = if change.abs() >= RESTART_THRESHOLD {
+            capacity * STEP_FRACTION * amount.signum()
+        } else {
+            amount * STEP_DECAY
+        };
+        self.resize_window(amount);
+    }
+
+    /// Moves `amount` of the capacity from main to the window (or back, if negative). The
+    /// entries follow as writes come: the window spills less or more into main.
+    fn resize_window(&mut self, amount: f64) {
+        let capacity = self.capacity();
+        let window = (self.window_budget as f64 + amount).clamp(1.0, capacity as f64);
+        self.window_budget = window as u64;
+        self.main_budget = capacity - self.window_budget;
+        self.protected_budget = share(self.main_budget, PROTECTED_PERCENT);
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.window_budget != u64::MAX
+    }
+
+    /// Takes in a newly stored entry, as the youngest in the window. What the window no longer
+    /// has room for moves towards main; entries main has no room for are staged, and the
+    /// caller evicts ([`evict`](Self::evict)) then [`settle`](Self::settle)s.
+    pub(crate) fn admit(&mut self, arena: &mut impl Arena, index: SlotIndex) {
+        self.entries += 1;
+        self.climber.admits_since_look += 1;
+        arena.node_mut(index).queue = Queue::Window;
+        self.window.push(arena, index);
+        if self.is_bounded() && self.entries > self.sketch.capacity() {
+            self.grow_sketch(arena);
+        }
+        self.sketch.add(arena.node(index).fingerprint, 1);
+        while self.window.weight > self.window_budget {
+            let Some(candidate) = self.leave_window(arena, index) else {
+                break;
+            };
+            let main = self.probation.weight + self.protected.weight;
+            if main + u64::from(arena.node(candidate).weight) <= self.main_budget {
+                self.enter_probation(arena, candidate);
+            } else {
+                arena.node_mut(candidate).queue = Queue::Staged;
+                self.staged.push(candidate);
+            }
+        }
+    }
+
+    /// The next entry to evict, still tracked: the caller removes it with
+    /// [`remove`](Self::remove). `None` only when the policy tracks nothing.
+    pub(crate) fn evict(&mut self, arena: &mut impl Arena) -> Option<SlotIndex> {
+        if let Some(&candidate) = self.staged.last() {
+            return Some(match self.main_victim(arena) {
+                Some(victim) if self.admits(arena, candidate, victim) => victim,
+                _ => candidate,
+            });
+        }
+        self.main_victim(arena).or(self.window.oldest)
+    }
+
+    /// Lets the staged candidates that survived eviction into probation.
+    pub(crate) fn settle(&mut self, arena: &mut impl Arena) {
+        while let Some(candidate) = self.staged.pop() {
+            self.enter_probation(arena, candidate);
+        }
+    }
+
+    /// Forgets an entry that leaves the shard for any reason. Its reads still count in the
+    /// sketch, for when its key comes back.
+    pub(crate) fn remove(&mut self, arena: &mut impl Arena, index: SlotIndex) {
+        self.entries -= 1;
+        let node = arena.node(index);
+        self.sketch.add(node.fingerprint, node.take_hits());
+        let queue = node.queue;
+        match queue {
+            Queue::Window => self.window.unlink(arena, index),
+            Queue::Probation => self.probation.unlink(arena, index),
+            Queue::Protected => self.protected.unlink(arena, index),
+            Queue::Staged => self.staged.retain(|&staged| staged != index),
+        }
+    }
+
+    /// Forgets every entry at once, and what the sketch learned.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::new(self.capacity());
+    }
+
+    /// Doubles the sketch, carrying over the counts of the keys held (those of keys not held
+    /// are lost, as aging would soon lose them anyway).
+    fn grow_sketch(&mut self, arena: &impl Arena) {
+        let mut grown = Sketch::with_capacity(self.entries * 2);
+        for index in self.indices(arena) {
+            let fingerprint = arena.node(index).fingerprint;
+            grown.add(fingerprint, self.sketch.frequency(fingerprint));
+        }
+        self.sketch = grown;
+    }
+
+    /// Every tracked entry: the staged ones, then each ring's, oldest first.
+    fn indices(&self, arena: &impl Arena) -> Vec<SlotIndex> {
+        let mut indices = self.staged.clone();
+        for ring in [&self.window, &self.probation, &self.protected] {
+            if let Some(first) = ring.oldest {
+                let mut at = first;
+                loop {
+                    indices.push(at);
+                    at = arena.node(at).next;
+                    if at == first {
+                        break;
+                    }
+                }
+            }
+        }
+        indices
+    }
+
+    /// Whether `candidate` should take `victim`'s place in main: if its key was asked for more
+    /// often. Ties keep the victim, which makes a scan of new keys evict only scanned keys.
+    fn admits(&self, arena: &impl Arena, candidate: SlotIndex, victim: SlotIndex) -> bool {
+        let frequency = |index| self.sketch.frequency(arena.node(index).fingerprint);
+        frequency(candidate) > frequency(victim)
+    }
+
+    /// Takes the next entry out of the window: the oldest that was not read since the hand
+    /// last passed, and is not new. `newest`, the entry being written, stays whatever its
+    /// weight, so a write is always stored until the next write to the shard.
+    fn leave_window(&mut self, arena: &mut impl Arena, newest: SlotIndex) -> Option<SlotIndex> {
         loop {
-            let index = self.hand?;
-            // Plain loads and stores suffice: `&mut` access means the write lock is held.
-            let node = arena.node(index);
-            if !node.referenced.load(Ordering::Relaxed) {
+            let index = self.window.oldest?;
+            if index == newest {
+                if arena.node(index).next == newest {
+                    return None;
+                }
+                self.window.rotate(arena);
+                continue;
+            }
+            let node = arena.node_mut(index);
+            let hits = node.take_hits();
+            let again = node.young || hits > 0;
+            node.young = false;
+            let fingerprint = node.fingerprint;
+            self.sketch.add(fingerprint, hits);
+            if again {
+                self.window.rotate(arena);
+            } else {
+                self.window.unlink(arena, index);
                 return Some(index);
             }
-            node.referenced.store(false, Ordering::Relaxed);
-            self.hand = Some(node.next);
         }
     }
 
-    /// Where the hand points, for consistency checks.
-    #[cfg(test)]
-    pub(crate) fn hand(&self) -> Option<SlotIndex> {
-        self.hand
+    fn enter_probation(&mut self, arena: &mut impl Arena, index: SlotIndex) {
+        arena.node_mut(index).queue = Queue::Probation;
+        self.probation.push(arena, index);
     }
 
-    /// Forgets every entry at once.
-    pub(crate) fn clear(&mut self) {
-        self.hand = None;
+    /// Main's next victim: the oldest probation entry not read since the hand last passed.
+    /// Read ones move to protected on the way. With probation empty, protected's oldest.
+    fn main_victim(&mut self, arena: &mut impl Arena) -> Option<SlotIndex> {
+        while let Some(index) = self.probation.oldest {
+            let node = arena.node(index);
+            let hits = node.take_hits();
+            self.sketch.add(node.fingerprint, hits);
+            if hits == 0 {
+                return Some(index);
+            }
+            self.probation.unlink(arena, index);
+            arena.node_mut(index).queue = Queue::Protected;
+            self.protected.push(arena, index);
+            self.demote_protected_overflow(arena);
+        }
+        self.protected.oldest
+    }
+
+    /// Moves protected's oldest unread entries back to probation until protected fits.
+    fn demote_protected_overflow(&mut self, arena: &mut impl Arena) {
+        while self.protected.weight > self.protected_budget {
+            let Some(index) = self.protected.oldest else {
+                return;
+            };
+            let node = arena.node(index);
+            let hits = node.take_hits();
+            self.sketch.add(node.fingerprint, hits);
+            if hits > 0 {
+                self.protected.rotate(arena);
+            } else {
+                self.protected.unlink(arena, index);
+                self.enter_probation(arena, index);
+            }
+        }
+    }
+
+    /// Every tracked entry, for consistency checks, after checking each ring's weight.
+    #[cfg(test)]
+    pub(crate) fn tracked(&self, arena: &impl Arena) -> Vec<SlotIndex> {
+        let indices = self.indices(arena);
+        let weight = |queue| -> u64 {
+            indices
+                .iter()
+                .map(|&index| arena.node(index))
+                .filter(|node| node.queue == queue)
+                .map(|node| u64::from(node.weight))
+                .sum()
+        };
+        assert_eq!(weight(Queue::Window), self.window.weight);
+        assert_eq!(weight(Queue::Probation), self.probation.weight);
+        assert_eq!(weight(Queue::Protected), self.protected.weight);
+        indices
     }
 }
 
@@ -133,6 +489,7 @@ impl Policy {
 mod tests {
     use super::*;
 
+    /// Nodes by index, standing in for the shard's slots.
     struct Nodes(Vec<Node>);
 
     impl Arena for Nodes {
@@ -144,54 +501,188 @@ mod tests {
         }
     }
 
-    fn ring(len: u32) -> (Policy, Nodes) {
-        let mut nodes = Nodes((0..len).map(|_| Node::new()).collect());
-        let mut policy = Policy::default();
-        for index in 0..len {
-            policy.admit(&mut nodes, index);
+    /// A policy and its nodes, where a key's node is at the key's index.
+    struct Harness {
+        policy: Policy,
+        nodes: Nodes,
+        capacity: u64,
+        held: std::collections::HashSet<SlotIndex>,
+        accesses: usize,
+    }
+
+    impl Harness {
+        fn new(capacity: u64, keys: u32) -> Self {
+            let hash = |key: u32| u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            Self {
+                policy: Policy::new(capacity),
+                nodes: Nodes((0..keys).map(|key| Node::new(1, hash(key))).collect()),
+                capacity,
+                held: Default::default(),
+                accesses: 0,
+            }
         }
-        (policy, nodes)
-    }
 
-    #[test]
-    fn evicts_in_insertion_order_when_nothing_is_read() {
-        let (mut policy, mut nodes) = ring(3);
-        for expected in 0..3 {
-            assert_eq!(policy.victim(&nodes), Some(expected));
-            policy.remove(&mut nodes, expected);
+        /// The replay protocol: a hit touches; a miss inserts and evicts; returns whether it hit.
+        fn access(&mut self, key: SlotIndex) -> bool {
+            self.accesses += 1;
+            if self.held.contains(&key) {
+                self.nodes.0[key as usize].touch();
+                return true;
+            }
+            let hash = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.nodes.0[key as usize] = Node::new(1, hash);
+            self.held.insert(key);
+            self.policy.admit(&mut self.nodes, key);
+            while self.held.len() as u64 > self.capacity {
+                let victim = self.policy.evict(&mut self.nodes).unwrap();
+                self.policy.remove(&mut self.nodes, victim);
+                assert!(self.held.remove(&victim));
+            }
+            self.policy.settle(&mut self.nodes);
+            if self.capacity > 200 && self.accesses % 1_000 != 0 {
+                return false;
+            }
+            let mut tracked = self.policy.tracked(&self.nodes);
+            tracked.sort_unstable();
+            let mut held: Vec<_> = self.held.iter().copied().collect();
+            held.sort_unstable();
+            assert_eq!(tracked, held, "the policy tracks exactly the entries held");
+            false
         }
-        assert_eq!(policy.victim(&nodes), None);
     }
 
     #[test]
-    fn a_read_entry_gets_a_second_chance() {
-        let (mut policy, mut nodes) = ring(3);
-        nodes.0[0].touch();
-        assert_eq!(policy.victim(&nodes), Some(1));
-        policy.remove(&mut nodes, 1);
-        // Entry 0 lost its mark when the hand passed it, and is now behind entry 2.
-        assert_eq!(policy.victim(&nodes), Some(2));
-        policy.remove(&mut nodes, 2);
-        assert_eq!(policy.victim(&nodes), Some(0));
+    fn a_scan_does_not_flush_the_hot_set() {
+        let mut cache = Harness::new(100, 10_100);
+        // A hot set of 50 keys, read over and over.
+        for _ in 0..20 {
+            for key in 0..50 {
+                cache.access(key);
+            }
+        }
+        // A one-time scan of 10,000 other keys, with the hot set still in use.
+        for key in 100..10_100 {
+            cache.access(key);
+            if key % 100 == 0 {
+                (0..50).for_each(|hot| {
+                    cache.access(hot);
+                });
+            }
+        }
+        let kept = (0..50).filter(|key| cache.held.contains(key)).count();
+        assert!(kept >= 48, "the scan evicted {} hot keys", 50 - kept);
     }
 
     #[test]
-    fn when_every_entry_was_read_the_hand_still_finds_a_victim() {
-        let (mut policy, nodes) = ring(4);
-        nodes.0.iter().for_each(Node::touch);
-        assert_eq!(policy.victim(&nodes), Some(0));
+    fn frequency_beats_recency_for_a_loop_larger_than_the_cache() {
+        // LRU and FIFO hit nothing on a loop over more keys than fit; TinyLFU keeps a stable
+        // part of the loop and hits on it every lap.
+        let mut cache = Harness::new(100, 200);
+        let mut hits = 0;
+        for lap in 0..50 {
+            for key in 0..200 {
+                if cache.access(key) && lap > 0 {
+                    hits += 1;
+                }
+            }
+        }
+        let ratio = hits as f64 / (49.0 * 200.0);
+        assert!(
+            ratio > 0.4,
+            "hit ratio {ratio:.2} on a loop twice the cache"
+        );
     }
 
     #[test]
-    fn removing_the_entry_under_the_hand_moves_the_hand_on() {
-        let (mut policy, mut nodes) = ring(3);
-        policy.remove(&mut nodes, 0);
-        assert_eq!(policy.victim(&nodes), Some(1));
-        policy.admit(&mut nodes, 0);
-        policy.remove(&mut nodes, 1);
-        policy.remove(&mut nodes, 2);
-        assert_eq!(policy.victim(&nodes), Some(0));
-        policy.remove(&mut nodes, 0);
-        assert_eq!(policy.victim(&nodes), None);
+    fn recency_still_counts_when_the_working_set_shifts() {
+        let mut cache = Harness::new(100, 1_000);
+        // Phase one uses keys 0..80 heavily; phase two moves to 500..580 for good.
+        for _ in 0..10 {
+            (0..80).for_each(|key| {
+                cache.access(key);
+            });
+        }
+        let mut hits = 0;
+        for round in 0..40 {
+            for key in 500..580 {
+                if cache.access(key) && round >= 20 {
+                    hits += 1;
+                }
+            }
+        }
+        assert!(
+            hits as f64 / (20.0 * 80.0) > 0.95,
+            "the new working set never settled in"
+        );
+    }
+
+    #[test]
+    fn a_new_entry_is_not_the_next_to_leave_the_window() {
+        let mut cache = Harness::new(100, 10);
+        cache.access(1);
+        cache.access(2);
+        // The window holds one entry: 1 leaves it for main as 2 arrives, and both fit.
+        assert!(cache.held.contains(&1) && cache.held.contains(&2));
+        assert_eq!(cache.nodes.0[2].queue, Queue::Window);
+        assert_eq!(cache.nodes.0[1].queue, Queue::Probation);
+    }
+
+    #[test]
+    fn a_probation_entry_read_again_moves_to_protected() {
+        let mut cache = Harness::new(4, 100);
+        (0..4).for_each(|key| {
+            cache.access(key);
+        });
+        cache.access(0);
+        // A new key makes the policy look for a victim: 0 was read, so it is protected, and
+        // the oldest unread probation entry is compared with the candidate instead.
+        cache.access(50);
+        assert_eq!(cache.nodes.0[0].queue, Queue::Protected);
+        assert!(cache.held.contains(&0));
+    }
+
+    #[test]
+    fn the_sketch_stays_near_the_entries_held() {
+        let mut cache = Harness::new(5_000, 100_000);
+        for key in 0..100_000 {
+            cache.access(key);
+        }
+        assert!(cache.policy.sketch.capacity() <= 2 * 5_000);
+    }
+
+    #[test]
+    fn growing_the_sketch_keeps_the_counts_of_keys_held() {
+        let mut cache = Harness::new(5_000, 3_000);
+        (0..10).for_each(|_| {
+            cache.access(7);
+        });
+        let before = cache.policy.sketch.frequency(cache.nodes.0[7].fingerprint);
+        for key in 100..2_100 {
+            cache.access(key);
+        }
+        assert!(cache.policy.sketch.capacity() > 1024, "the sketch grew");
+        let after = cache.policy.sketch.frequency(cache.nodes.0[7].fingerprint);
+        assert!(after >= before.min(3), "{before} became {after}");
+    }
+
+    #[test]
+    fn an_unbounded_policy_keeps_no_sketch_and_never_stages() {
+        let mut cache = Harness::new(u64::MAX, 1_000);
+        for key in 0..1_000 {
+            cache.access(key);
+        }
+        assert_eq!(cache.policy.sketch.capacity(), 0);
+        assert!(cache.policy.staged.is_empty());
+        assert_eq!(cache.held.len(), 1_000);
+    }
+
+    #[test]
+    fn repeated_reads_stop_writing_at_the_cap() {
+        let node = Node::new(1, 0);
+        for _ in 0..10 {
+            node.touch();
+        }
+        assert_eq!(node.take_hits(), HIT_CAP);
+        assert_eq!(node.take_hits(), 0);
     }
 }

@@ -46,7 +46,6 @@ pub(crate) const EXPIRY_WORK: usize = 4;
 struct Slot<K, V> {
     key: K,
     value: V,
-    weight: u32,
     /// The deadline the last write set: its time plus the time to live, or never.
     written_deadline: Tick,
     /// The deadline reads check, as a raw tick: see the module docs.
@@ -179,7 +178,7 @@ impl<K, V> Shard<K, V> {
                 slots: Vec::new(),
                 vacant: Vec::new(),
             },
-            policy: Policy::default(),
+            policy: Policy::new(capacity),
             loads: Loads::default(),
             capacity,
             weighted_size: 0,
@@ -297,7 +296,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             removals.push(key, value, RemovalCause::Size);
             return;
         }
-        self.make_room(weight, now, hasher, removals);
 
         // Grow the table first: if a user's `Hash` panics while it rehashes, nothing else
         // has changed yet.
@@ -307,19 +305,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let index = self.slots.insert(Slot {
             key,
             value,
-            weight,
             written_deadline: deadline,
             expires_at: AtomicU64::new(expires_at.to_raw()),
-            node: Node::new(),
+            node: Node::new(weight, hash),
         });
         let slots = &self.slots;
         self.table
             .insert_unique(hash, index, |&index| hasher.hash_one(&slots.get(index).key));
-        self.policy.admit(&mut self.slots, index);
         self.weighted_size += u64::from(weight);
         if !expires_at.is_never() {
             self.timed += 1;
         }
+        self.policy.admit(&mut self.slots, index);
+        self.evict_to_capacity(now, hasher, removals);
     }
 
     /// Removes the key's entry, with `Expired` or `Explicit` as the cause it left by, and
@@ -430,6 +428,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         LoadStart::Lead(self.loads.start(hash, key, hasher))
     }
 
+    /// Whether the eviction policy wants this shard's hit and miss counts, to adapt to them.
+    pub(crate) fn wants_lookups(&self) -> bool {
+        self.policy.wants_lookups()
+    }
+
+    /// Gives the eviction policy this shard's hits and misses so far.
+    pub(crate) fn adapt(&mut self, hits: u64, misses: u64) {
+        self.policy.adapt(hits, misses);
+    }
+
     /// Ends `flight`'s load, handing back its key unless a write detached the load.
     pub(crate) fn finish_load(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
         self.loads.finish(hash, flight)
@@ -480,18 +488,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         true
     }
 
-    /// Evicts entries until `weight` more fits. The caller has checked `weight <= capacity`.
-    fn make_room(
+    /// Evicts what the policy picks until the shard is within its capacity. The entry just
+    /// written may be among them, if the policy declines to admit it.
+    fn evict_to_capacity(
         &mut self,
-        weight: u32,
         now: &Now<'_>,
         hasher: &impl BuildHasher,
         removals: &mut Removals<'_, K, V>,
     ) {
-        while self.weighted_size.saturating_add(u64::from(weight)) > self.capacity {
+        while self.weighted_size > self.capacity {
             let victim = self
                 .policy
-                .victim(&self.slots)
+                .evict(&mut self.slots)
                 .expect("a shard over its capacity holds an entry");
             let slot = self.slots.get(victim);
             let cause = if slot.is_expired(now) {
@@ -503,6 +511,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let slot = self.remove_at(victim, hash);
             removals.push(slot.key, slot.value, cause);
         }
+        self.policy.settle(&mut self.slots);
     }
 
     fn remove_at(&mut self, index: SlotIndex, hash: u64) -> Slot<K, V> {
@@ -512,7 +521,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .remove();
         self.policy.remove(&mut self.slots, index);
         let slot = self.slots.take(index);
-        self.weighted_size -= u64::from(slot.weight);
+        self.weighted_size -= u64::from(slot.node.weight());
         if !slot.expires_at().is_never() {
             self.timed -= 1;
         }
@@ -552,7 +561,7 @@ mod tests {
                 timeline: Timeline::new(Box::new(clock.clone())),
                 clock,
                 hasher: RandomState::new(),
-                counters: Counters::new(),
+                counters: Counters::new(1),
                 listener: Some(listener),
                 log,
             }
@@ -614,25 +623,15 @@ mod tests {
                     self.find(hasher.hash_one(&slot.key), &slot.key),
                     Some(index)
                 );
-                weight += u64::from(slot.weight);
+                weight += u64::from(slot.node.weight());
                 timed += usize::from(!slot.expires_at().is_never());
             }
             assert_eq!(self.weighted_size, weight);
             assert!(self.weighted_size <= self.capacity);
             assert_eq!(self.timed, timed);
-            // Walk the ring from the hand: it holds every entry once.
-            let mut ring = 0;
-            if let Some(first) = self.policy.hand() {
-                let mut at = first;
-                loop {
-                    ring += 1;
-                    at = self.slots.get(at).node.next_in_ring();
-                    if at == first || ring > occupied.len() {
-                        break;
-                    }
-                }
-            }
-            assert_eq!(ring, occupied.len());
+            let mut tracked = self.policy.tracked(&self.slots);
+            tracked.sort_unstable();
+            assert_eq!(tracked, occupied, "the policy tracks every entry once");
         }
     }
 
@@ -644,10 +643,12 @@ mod tests {
         }
         assert_eq!(shard.get(0), Some(0));
         shard.insert(3, None);
-        // Entry 0 was read, so the hand passes it over and takes the next oldest.
-        assert_eq!(shard.removed(), [(1, RemovalCause::Size)]);
+        // Entry 0 was read, so it stays; one of the others leaves, for capacity.
+        let removed = shard.removed();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].1, RemovalCause::Size);
+        assert_ne!(removed[0].0, 0);
         assert_eq!(shard.get(0), Some(0));
-        assert_eq!(shard.get(1), None);
     }
 
     #[test]
@@ -657,10 +658,12 @@ mod tests {
         shard.insert_weighted(2, 4, None);
         shard.insert_weighted(3, 4, None);
         assert_eq!(shard.shard.weighted_size(), 8);
-        assert_eq!(shard.removed(), [(1, RemovalCause::Size)]);
+        assert_eq!(shard.removed().len(), 1);
+        // A write is stored even when it displaces everything else.
         shard.insert_weighted(4, 10, None);
+        assert_eq!(shard.removed().len(), 2);
+        assert_eq!(shard.get(4), Some(40));
         assert_eq!(shard.shard.weighted_size(), 10);
-        assert_eq!(shard.shard.len(), 1);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 pub(crate) use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
     thread_local,
 };
@@ -23,7 +23,7 @@ pub(crate) use std::{
 pub(crate) use loom::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
     thread_local,
 };

@@ -87,7 +87,49 @@ fn a_hit_protects_an_entry_from_the_next_eviction() {
     assert_eq!(cache.get(&0), Some(0));
     cache.insert(3, 3);
     assert_eq!(cache.peek(&0), Some(0));
-    assert_eq!(cache.peek(&1), None);
+    assert_eq!(
+        cache.peek(&3),
+        Some(3),
+        "what was just written can be read back"
+    );
+    assert_eq!(cache.len(), 3);
+}
+
+#[test]
+fn a_write_can_be_read_back_however_heavy() {
+    let cache = TtlCache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .weigher(|_key: &u64, value: &u32| *value)
+        .build()
+        .unwrap();
+    for key in 0..1_000 {
+        let weight = (key % 7 + 1) as u32 * 10;
+        cache.insert(key, weight);
+        assert_eq!(cache.get(&key), Some(weight));
+        assert!(cache.weighted_size() <= 100);
+    }
+}
+
+#[test]
+fn a_scan_of_new_keys_does_not_flush_frequently_read_ones() {
+    let cache = TtlCache::builder().max_capacity(500).build().unwrap();
+    for _ in 0..10 {
+        for key in 0..400u64 {
+            if cache.get(&key).is_none() {
+                cache.insert(key, key);
+            }
+        }
+    }
+    for key in 1_000..100_000u64 {
+        cache.insert(key, key);
+    }
+    let kept = (0..400u64).filter(|key| cache.contains_key(key)).count();
+    assert!(
+        kept >= 390,
+        "a one-time scan evicted {} of 400 hot keys",
+        400 - kept
+    );
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! How often keys were asked for, approximately: a count-min sketch of 4-bit counters.
+//!
+//! The eviction policy asks it whether an entry leaving the window has been asked for more
+//! often than the entry main would give up for it (TinyLFU admission). It counts keys that are
+//! not in the cache as well, so a key that keeps coming back earns its place.
+//!
+//! Rules:
+//! 1. Four counters per key, in 64-bit words of sixteen 4-bit counters. A count is the least
+//!    of its four counters, so collisions can only overestimate.
+//! 2. After ten additions per expected key every counter is halved (aging), so counts follow a
+//!    changing workload instead of remembering the past forever.
+//! 3. Memory is bounded by the keys expected, which the policy sets from the number of entries
+//!    the shard holds: [`COUNTERS_PER_KEY`] 4-bit counters each.
+
+/// Counters per expected key: four for its own count, the rest to keep collisions rare.
+const COUNTERS_PER_KEY: usize = 8;
+/// Counters per 64-bit word.
+const COUNTERS_PER_WORD: usize = 16;
+/// The largest count a counter holds.
+const MAX_COUNT: u64 = 15;
+/// Odd multipliers that pick a key's four counters.
+const SEEDS: [u64; 4] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0x27D4_EB2F_1656_67C5,
+];
+
+#[derive(Debug, Default)]
+pub(crate) struct Sketch {
+    words: Vec<u64>,
+    /// `log2` of the number of counters.
+    bits: u32,
+    /// The keys the sketch was sized for.
+    expected: usize,
+    additions: u64,
+}
+
+impl Sketch {
+    /// A sketch with about one counter per expected key; `expected` of zero keeps it empty.
+    pub(crate) fn with_capacity(expected: usize) -> Self {
+        if expected == 0 {
+            return Self::default();
+        }
+        let counters = expected
+            .saturating_mul(COUNTERS_PER_KEY)
+            .next_power_of_two()
+            .max(COUNTERS_PER_WORD);
+        Self {
+            words: vec![0; counters / COUNTERS_PER_WORD],
+            bits: counters.trailing_zeros(),
+            expected,
+            additions: 0,
+        }
+    }
+
+    /// How many keys the sketch was sized for (0 when it has no counters yet).
+    pub(crate) fn capacity(&self) -> usize {
+        self.expected
+    }
+
+    /// The word and bit shift of each of `fingerprint`'s four counters.
+    #[inline]
+    fn counters(&self, fingerprint: u32) -> [(usize, u32); 4] {
+        let mut at = [(0, 0); 4];
+        for (slot, seed) in at.iter_mut().zip(SEEDS) {
+            let index = (u64::from(fingerprint) ^ seed).wrapping_mul(seed) >> (64 - self.bits);
+            let index = index as usize;
+            *slot = (
+                index / COUNTERS_PER_WORD,
+                (index % COUNTERS_PER_WORD) as u32 * 4,
+            );
+        }
+        at
+    }
+
+    /// How often the key was counted; 0 when the sketch has no counters.
+    pub(crate) fn frequency(&self, fingerprint: u32) -> u8 {
+        if self.words.is_empty() {
+            return 0;
+        }
+        self.counters(fingerprint)
+            .iter()
+            .map(|&(word, shift)| (self.words[word] >> shift) & MAX_COUNT)
+            .min()
+            .unwrap_or(0) as u8
+    }
+
+    /// Counts `times` more requests for the key.
+    pub(crate) fn add(&mut self, fingerprint: u32, times: u8) {
+        if self.words.is_empty() || times == 0 {
+            return;
+        }
+        for (word, shift) in self.counters(fingerprint) {
+            let count = (self.words[word] >> shift) & MAX_COUNT;
+            let raised = (count + u64::from(times)).min(MAX_COUNT);
+            self.words[word] += (raised - count) << shift;
+        }
+        self.additions += u64::from(times);
+        if self.additions >= 10 * self.expected as u64 {
+            self.age();
+        }
+    }
+
+    /// Halves every counter.
+    fn age(&mut self) {
+        for word in &mut self.words {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+}
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut sketch = Sketch::with_capacity(64);
+        sketch.add(7, 3);
+        assert_eq!(sketch.frequency(7), 3);
+        sketch.add(7, 200);
+        assert_eq!(sketch.frequency(7), 15);
+    }
+
+    #[test]
+    fn frequent_keys_outscore_rare_ones() {
+        let mut sketch = Sketch::with_capacity(1024);
+        for round in 0..5 {
+            for key in 0..500u32 {
+                sketch.add(key.wrapping_mul(2_654_435_761), 1);
+                if round == 0 {
+                    sketch.add(1_000_000 + key, 1);
+                }
+            }
+        }
+        let hot = (0..500u32).map(|k| u32::from(sketch.frequency(k.wrapping_mul(2_654_435_761))));
+        let cold = (0..500u32).map(|k| u32::from(sketch.frequency(1_000_000 + k)));
+        assert!(hot.sum::<u32>() > 3 * cold.sum::<u32>());
+    }
+
+    #[test]
+    fn counts_age_so_old_popularity_fades() {
+        let mut sketch = Sketch::with_capacity(16);
+        sketch.add(1, 15);
+        // Another key's additions age the sketch twice: at 160 additions (leaving 80), and
+        // 80 later. 15 halves to 7, then to 3.
+        for _ in 0..(160 - 15) + 80 {
+            sketch.add(0xDEAD_BEEF, 1);
+        }
+        assert_eq!(sketch.frequency(1), 3);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_expected_keys() {
+        assert_eq!(Sketch::with_capacity(0).words.len(), 0);
+        let sketch = Sketch::with_capacity(1000);
+        assert_eq!(sketch.capacity(), 1000);
+        // 8,192 counters of 4 bits: 4 bytes a key.
+        assert_eq!(sketch.words.len() * 8, 4096);
+    }
+
+    #[test]
+    fn an_empty_sketch_counts_nothing() {
+        let mut sketch = Sketch::default();
+        sketch.add(1, 5);
+        assert_eq!(sketch.frequency(1), 0);
+    }
+}
