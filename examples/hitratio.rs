@@ -6,7 +6,11 @@
 //! cargo run --release --example hitratio -- ../shared/traces  # every trace in a folder
 //! cargo run --release --example hitratio -- DIR --csv out.csv --svg out.svg
 //! cargo run --release --example hitratio -- DIR --shards 1   # ttlcache with one shard
+//! cargo run --release --example hitratio -- DIR --runs 3     # each ratio the mean of 3 runs
 //! ```
+//!
+//! Hashing is seeded at random (ttlcache's `RandomState`, moka's admission), so a ratio moves
+//! from run to run by up to a point on the smaller traces; `--runs` averages that out.
 //!
 //! Protocol: for each key, `get`; on a miss, `insert(key, key)`; hit ratio = hits / requests.
 //! The exact LRU must reproduce the LRU column of the traces' README: if it does not, the
@@ -105,9 +109,10 @@ struct Row {
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let mut folder = PathBuf::from("traces");
-    let (mut csv, mut svg, mut shards) = (None, None, None);
+    let (mut csv, mut svg, mut shards, mut runs) = (None, None, None, 1u32);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--runs" => runs = args.next().ok_or("--runs needs a count")?.parse()?,
             "--shards" => shards = Some(args.next().ok_or("--shards needs a count")?.parse()?),
             "--csv" => csv = Some(PathBuf::from(args.next().ok_or("--csv needs a file")?)),
             "--svg" => svg = Some(PathBuf::from(args.next().ok_or("--svg needs a file")?)),
@@ -123,7 +128,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let keys = read_keys(&path)?;
         for (at, &capacity) in trace.capacities.iter().enumerate() {
-            let hit_ratios = replay_all(&keys, capacity, shards);
+            let mut hit_ratios = [0.0; 4];
+            for _ in 0..runs {
+                let run = replay_all(&keys, capacity, shards);
+                for (sum, ratio) in hit_ratios.iter_mut().zip(run) {
+                    *sum += ratio / f64::from(runs);
+                }
+            }
             let row = Row {
                 trace: trace.name,
                 capacity,

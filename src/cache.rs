@@ -25,12 +25,13 @@ use crossbeam_utils::CachePadded;
 
 use crate::{
     builder::CacheBuilder,
+    climber::Climber,
     clock::{Clock, Now, Timeline},
     flight::{self, Flight, Outcome},
     removal::{Listener, Removals},
     shard::{LoadStart, Shard},
     stats::{CacheStats, Counters},
-    sync::{Arc, RwLock, block_on},
+    sync::{Arc, Mutex, RwLock, block_on},
 };
 
 /// How a cache weighs entries against its capacity.
@@ -73,6 +74,7 @@ struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     counters: Counters,
+    climber: Mutex<Climber>,
 }
 
 /// What the builder hands over once it has checked its settings.
@@ -108,7 +110,8 @@ impl<K, V, S> TtlCache<K, V, S> {
                 max_capacity: settings.max_capacity,
                 weigher: settings.weigher,
                 listener: settings.listener,
-                counters: Counters::new(count as usize),
+                counters: Counters::new(),
+                climber: Mutex::new(Climber::new()),
             }),
         }
     }
@@ -169,34 +172,22 @@ where
     }
 
     #[inline]
-    fn shard_index(&self, hash: u64) -> usize {
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        let shards = &self.inner.shards;
         // Mixed, so that a hasher which leaves the high bits empty (an identity hash of small
         // integers) still spreads keys; then bits 32 and up, which hashbrown does not use for
         // buckets (the low bits) nor tags (the top seven) within the shard.
         let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 32) as usize & (self.inner.shards.len() - 1)
+        &shards[(mixed >> 32) as usize & (shards.len() - 1)]
     }
 
-    #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        &self.inner.shards[self.shard_index(hash)]
-    }
-
-    #[inline]
-    fn hit(&self, hash: u64) {
-        self.inner.counters.hit(self.shard_index(hash));
-    }
-
-    #[inline]
-    fn miss(&self, hash: u64) {
-        self.inner.counters.miss(self.shard_index(hash));
-    }
-
-    /// Lets the shard's eviction policy adapt to the shard's hit rate, when it asks to.
-    fn adapt(&self, shard: &mut Shard<K, V>, hash: u64) {
-        if shard.wants_lookups() {
-            let (hits, misses) = self.inner.counters.shard_lookups(self.shard_index(hash));
-            shard.adapt(hits, misses);
+    /// Gives the shard's policy the window share the climber now favours, when it is due.
+    fn adapt(&self, shard: &mut Shard<K, V>) {
+        if shard.adaptation_due() {
+            let (hits, misses) = self.inner.counters.lookups();
+            let entries = (shard.len() * self.inner.shards.len()) as u64;
+            let share = self.inner.climber.lock().observe(hits, misses, entries);
+            shard.set_window(share);
         }
     }
 
@@ -235,7 +226,7 @@ where
         let hash = self.hash(key);
         let value = self.lookup(hash, key);
         if value.is_none() {
-            self.miss(hash);
+            self.inner.counters.miss();
         }
         value
     }
@@ -250,7 +241,7 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let value = self.shard(hash).read().get(hash, key, &now).cloned();
         if value.is_some() {
-            self.hit(hash);
+            self.inner.counters.hit();
         }
         value
     }
@@ -357,7 +348,7 @@ where
             &self.inner.hasher,
             &mut removals,
         );
-        self.adapt(&mut shard, hash);
+        self.adapt(&mut shard);
         drop(shard);
         self.inner.counters.insert();
     }
@@ -579,11 +570,11 @@ where
             };
             let flight = match start {
                 LoadStart::Hit(value) => {
-                    self.hit(hash);
+                    self.inner.counters.hit();
                     return Ok(value);
                 }
                 LoadStart::Lead(flight) => {
-                    self.miss(hash);
+                    self.inner.counters.miss();
                     return self.lead(hash, flight, init).await;
                 }
                 LoadStart::Wait(returned, flight) => {
@@ -594,12 +585,12 @@ where
             assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
             match &*Flight::wait(&flight).await {
                 Outcome::Loaded(value) => {
-                    self.miss(hash);
+                    self.inner.counters.miss();
                     return Ok(value.clone());
                 }
                 Outcome::Failed(error) => {
                     if let Ok(error) = std::sync::Arc::clone(error).downcast::<E>() {
-                        self.miss(hash);
+                        self.inner.counters.miss();
                         return Err(error);
                     }
                 }

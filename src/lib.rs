@@ -47,6 +47,7 @@
 
 mod builder;
 mod cache;
+mod climber;
 mod clock;
 mod error;
 mod flight;

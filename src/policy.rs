@@ -36,26 +36,18 @@ pub(crate) type SlotIndex = u32;
 /// Reads a node counts before it stops writing (until the policy next looks at it).
 pub(crate) const HIT_CAP: u8 = 3;
 
-/// The share of the capacity the window gets, in percent.
+/// The share of the capacity the window gets at first, in percent; the climber moves it.
 const WINDOW_PERCENT: u64 = 1;
 /// The share of main that protected gets, in percent.
 const PROTECTED_PERCENT: u64 = 80;
 /// Keys the sketch is first sized for, at most: it grows with the entries held.
 const FIRST_SKETCH_KEYS: u64 = 1024;
 
-/// Admissions between looks at the shard's hit rate.
-const ADMITS_PER_LOOK: u32 = 64;
-/// Requests per entry held in one sample of the hit rate.
-const SAMPLE_PER_ENTRY: u64 = 10;
-/// The first step, and the step after a restart, as a share of the capacity.
-const STEP_FRACTION: f64 = 0.0625;
-/// How much each step shrinks from the one before.
-const STEP_DECAY: f64 = 0.98;
-/// A change in hit rate this large means the workload changed: the steps start over.
-const RESTART_THRESHOLD: f64 = 0.05;
+/// Admissions between updates of the window's share from the climber (`climber.rs`).
+const ADMITS_PER_ADAPTATION: u32 = 64;
 
 /// `percent` of `total`, rounded down, without overflow.
-fn share(total: u64, percent: u64) -> u64 {
+fn share_of(total: u64, percent: u64) -> u64 {
     (u128::from(total) * u128::from(percent) / 100) as u64
 }
 
@@ -192,20 +184,7 @@ pub(crate) struct Policy {
     sketch: Sketch,
     /// Entries tracked, to size the sketch.
     entries: usize,
-    climber: Climber,
-}
-
-/// Moves the window's share of the capacity towards the best hit rate (hill climbing): after
-/// each sample of requests it steps the window the same way again if the hit rate rose, the
-/// other way if it fell, by steps that shrink until the workload changes.
-#[derive(Debug)]
-struct Climber {
-    admits_since_look: u32,
-    /// The shard's hits and misses when the current sample began.
-    sample_start: (u64, u64),
-    previous_hit_rate: f64,
-    /// The next change to the window's budget, in weight, with its direction.
-    step: f64,
+    admits_since_adaptation: u32,
 }
 
 impl Policy {
@@ -215,7 +194,7 @@ impl Policy {
         let window_budget = if capacity == u64::MAX {
             u64::MAX
         } else {
-            share(capacity, WINDOW_PERCENT).max(1).min(capacity)
+            share_of(capacity, WINDOW_PERCENT).max(1).min(capacity)
         };
         let main_budget = capacity - window_budget;
         let sketch = if capacity == u64::MAX {
@@ -230,17 +209,10 @@ impl Policy {
             staged: Vec::new(),
             window_budget,
             main_budget,
-            protected_budget: share(main_budget, PROTECTED_PERCENT),
+            protected_budget: share_of(main_budget, PROTECTED_PERCENT),
             sketch,
             entries: 0,
-            climber: Climber {
-                admits_since_look: 0,
-                sample_start: (0, 0),
-                previous_hit_rate: 0.0,
-                // The window starts at its smallest, so the first move is to shrink it: the
-                // climber turns round at once unless that keeps the hit rate.
-                step: -(capacity as f64) * STEP_FRACTION,
-            },
+            admits_since_adaptation: 0,
         }
     }
 
@@ -248,52 +220,28 @@ impl Policy {
         self.window_budget.saturating_add(self.main_budget)
     }
 
-    /// Whether the policy wants the shard's hit and miss counts ([`adapt`](Self::adapt)).
-    pub(crate) fn wants_lookups(&self) -> bool {
-        self.is_bounded() && self.climber.admits_since_look >= ADMITS_PER_LOOK
-    }
-
-    /// Given the shard's hits and misses so far, ends a sample of the hit rate if enough
-    /// requests came since the last, and moves the window's budget.
-    pub(crate) fn adapt(&mut self, hits: u64, misses: u64) {
-        let capacity = self.capacity() as f64;
-        let climber = &mut self.climber;
-        climber.admits_since_look = 0;
-        let (start_hits, start_misses) = climber.sample_start;
-        let (sample_hits, requests) =
-            (hits - start_hits, hits + misses - start_hits - start_misses);
-        if requests < SAMPLE_PER_ENTRY * (self.entries as u64).max(16) {
-            return;
-        }
-        climber.sample_start = (hits, misses);
-        let hit_rate = sample_hits as f64 / requests as f64;
-        let change = hit_rate - climber.previous_hit_rate;
-        climber.previous_hit_rate = hit_rate;
-        let amount = if change >= 0.0 {
-            climber.step
-        } else {
-            -climber.step
-        };
-        climber.step = if change.abs() >= RESTART_THRESHOLD {
-            capacity * STEP_FRACTION * amount.signum()
-        } else {
-            amount * STEP_DECAY
-        };
-        self.resize_window(amount);
-    }
-
-    /// Moves `amount` of the capacity from main to the window (or back, if negative). The
-    /// entries follow as writes come: the window spills less or more into main.
-    fn resize_window(&mut self, amount: f64) {
-        let capacity = self.capacity();
-        let window = (self.window_budget as f64 + amount).clamp(1.0, capacity as f64);
-        self.window_budget = window as u64;
-        self.main_budget = capacity - self.window_budget;
-        self.protected_budget = share(self.main_budget, PROTECTED_PERCENT);
-    }
-
     fn is_bounded(&self) -> bool {
         self.window_budget != u64::MAX
+    }
+
+    /// Whether it is time to give the window a new share ([`set_window`](Self::set_window)):
+    /// every [`ADMITS_PER_ADAPTATION`] admissions, in a bounded shard.
+    pub(crate) fn adaptation_due(&mut self) -> bool {
+        if !self.is_bounded() || self.admits_since_adaptation < ADMITS_PER_ADAPTATION {
+            return false;
+        }
+        self.admits_since_adaptation = 0;
+        true
+    }
+
+    /// Gives the window `share` of the capacity (at least one unit) and main the rest. The
+    /// entries follow as writes come: the window spills less or more into main.
+    pub(crate) fn set_window(&mut self, share: f64) {
+        let capacity = self.capacity();
+        let window = (capacity as f64 * share).clamp(1.0, capacity as f64);
+        self.window_budget = window as u64;
+        self.main_budget = capacity - self.window_budget;
+        self.protected_budget = share_of(self.main_budget, PROTECTED_PERCENT);
     }
 
     /// Takes in a newly stored entry, as the youngest in the window. What the window no longer
@@ -301,7 +249,7 @@ impl Policy {
     /// caller evicts ([`evict`](Self::evict)) then [`settle`](Self::settle)s.
     pub(crate) fn admit(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         self.entries += 1;
-        self.climber.admits_since_look += 1;
+        self.admits_since_adaptation += 1;
         arena.node_mut(index).queue = Queue::Window;
         self.window.push(arena, index);
         if self.is_bounded() && self.entries > self.sketch.capacity() {

@@ -428,14 +428,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         LoadStart::Lead(self.loads.start(hash, key, hasher))
     }
 
-    /// Whether the eviction policy wants this shard's hit and miss counts, to adapt to them.
-    pub(crate) fn wants_lookups(&self) -> bool {
-        self.policy.wants_lookups()
+    /// Whether it is time to give the policy's window a new share (`climber.rs`).
+    pub(crate) fn adaptation_due(&mut self) -> bool {
+        self.policy.adaptation_due()
     }
 
-    /// Gives the eviction policy this shard's hits and misses so far.
-    pub(crate) fn adapt(&mut self, hits: u64, misses: u64) {
-        self.policy.adapt(hits, misses);
+    /// Gives the policy's window `share` of the shard's capacity.
+    pub(crate) fn set_window(&mut self, share: f64) {
+        self.policy.set_window(share);
     }
 
     /// Ends `flight`'s load, handing back its key unless a write detached the load.
@@ -561,7 +561,7 @@ mod tests {
                 timeline: Timeline::new(Box::new(clock.clone())),
                 clock,
                 hasher: RandomState::new(),
-                counters: Counters::new(1),
+                counters: Counters::new(),
                 listener: Some(listener),
                 log,
             }

@@ -7,9 +7,6 @@
 //! 2. Counts are exact: stripes are added to atomically, so threads that share a stripe (more
 //!    threads than stripes) lose nothing. A snapshot taken while other threads count is a sum
 //!    of values each read at some moment during the call, not one instant's totals.
-//! 3. Hits and misses are counted per shard as well, in a flat array with a run of counters
-//!    per stripe (padded so no two stripes share a cache line): the eviction policy of each
-//!    shard adapts to its own hit rate.
 
 use std::time::Duration;
 
@@ -79,9 +76,11 @@ impl CacheStats {
     }
 }
 
-/// One thread's share of the counts, but for hits and misses (see [`Counters::lookups`]).
+/// One thread's share of the counts.
 #[derive(Debug, Default)]
 struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
     inserts: AtomicU64,
     evictions: AtomicU64,
     expirations: AtomicU64,
@@ -90,67 +89,34 @@ struct Stripe {
     load_nanos: AtomicU64,
 }
 
-/// Counters per 128 bytes: a run of lookup counters padded by this many never shares a cache
-/// line with the next stripe's run.
-const COUNTERS_PER_LINE: usize = 16;
-
 /// The counters of one cache, striped by thread.
 #[derive(Debug)]
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
-    /// Hits and misses of stripe `s` and shard `i` at `s * stride + 2 * i` and the next index.
-    lookups: Box<[AtomicU64]>,
-    stride: usize,
 }
 
 impl Counters {
-    pub(crate) fn new(shards: usize) -> Self {
+    pub(crate) fn new() -> Self {
         let stripes = parallelism().next_power_of_two();
-        let stride = (2 * shards).next_multiple_of(COUNTERS_PER_LINE) + COUNTERS_PER_LINE;
         Self {
             stripes: (0..stripes).map(|_| CachePadded::default()).collect(),
-            lookups: (0..stripes * stride).map(|_| AtomicU64::new(0)).collect(),
-            stride,
         }
     }
 
     #[inline]
-    fn stripe_index(&self) -> usize {
-        // The stripe count is a power of two.
-        thread_index() & (self.stripes.len() - 1)
-    }
-
-    #[inline]
     fn stripe(&self) -> &Stripe {
-        &self.stripes[self.stripe_index()]
+        // The stripe count is a power of two.
+        &self.stripes[thread_index() & (self.stripes.len() - 1)]
     }
 
     #[inline]
-    fn lookup(&self, shard: usize, missed: bool) -> &AtomicU64 {
-        &self.lookups[self.stripe_index() * self.stride + 2 * shard + usize::from(missed)]
+    pub(crate) fn hit(&self) {
+        self.stripe().hits.fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
-    pub(crate) fn hit(&self, shard: usize) {
-        self.lookup(shard, false).fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn miss(&self, shard: usize) {
-        self.lookup(shard, true).fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One shard's hits and misses so far, summed over the stripes.
-    pub(crate) fn shard_lookups(&self, shard: usize) -> (u64, u64) {
-        let count = |at: usize| -> u64 {
-            self.lookups
-                .iter()
-                .skip(at)
-                .step_by(self.stride)
-                .map(|counter| counter.load(Ordering::Relaxed))
-                .sum()
-        };
-        (count(2 * shard), count(2 * shard + 1))
+    pub(crate) fn miss(&self) {
+        self.stripe().misses.fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
@@ -181,6 +147,17 @@ impl Counters {
             .fetch_add(saturating_nanos(took), Ordering::Relaxed);
     }
 
+    /// Hits and misses so far: what the eviction policy adapts to.
+    pub(crate) fn lookups(&self) -> (u64, u64) {
+        let sum = |field: fn(&Stripe) -> &AtomicU64| -> u64 {
+            self.stripes
+                .iter()
+                .map(|stripe| field(stripe).load(Ordering::Relaxed))
+                .fold(0, u64::saturating_add)
+        };
+        (sum(|s| &s.hits), sum(|s| &s.misses))
+    }
+
     pub(crate) fn snapshot(&self) -> CacheStats {
         let sum = |field: fn(&Stripe) -> &AtomicU64| -> u64 {
             self.stripes
@@ -188,17 +165,9 @@ impl Counters {
                 .map(|stripe| field(stripe).load(Ordering::Relaxed))
                 .fold(0, u64::saturating_add)
         };
-        let lookups = |missed: usize| -> u64 {
-            self.lookups
-                .iter()
-                .enumerate()
-                .filter(|(at, _)| at % 2 == missed)
-                .map(|(_, counter)| counter.load(Ordering::Relaxed))
-                .fold(0, u64::saturating_add)
-        };
         CacheStats {
-            hits: lookups(0),
-            misses: lookups(1),
+            hits: sum(|s| &s.hits),
+            misses: sum(|s| &s.misses),
             inserts: sum(|s| &s.inserts),
             evictions: sum(|s| &s.evictions),
             expirations: sum(|s| &s.expirations),
