@@ -12,9 +12,9 @@
 //! its own capacity when it next asks.
 
 /// Requests per entry held in one sample of the hit rate.
-const SAMPLE_PER_ENTRY: u64 = 10;
+const SAMPLE_PER_ENTRY: u64 = 5;
 /// The smallest sample, for caches that hold few entries yet.
-const MIN_SAMPLE: u64 = 1_000;
+const MIN_SAMPLE: u64 = 5_000;
 /// The window's share of the capacity at first.
 const FIRST_WINDOW: f64 = 0.01;
 /// The first step, and the step after a restart, as a share of the capacity.
