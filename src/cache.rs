@@ -736,9 +736,7 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         for shard in self.inner.shards.iter() {
-            shard
-                .write()
-                .retain(&mut keep, &now, &self.inner.hasher, &mut removals);
+            shard.write().retain(&mut keep, &now, &mut removals);
         }
     }
 
@@ -801,11 +799,7 @@ where
         self.inner
             .shards
             .iter()
-            .map(|shard| {
-                shard
-                    .write()
-                    .purge_expired(&now, &self.inner.hasher, &mut removals)
-            })
+            .map(|shard| shard.write().purge_expired(&now, &mut removals))
             .sum()
     }
 

@@ -267,6 +267,12 @@ impl Tick {
         self != Tick::NEVER && now >= self
     }
 
+    /// Whether a deadline at `self` has passed, reading the clock only if it can have.
+    #[inline]
+    pub(crate) fn is_reached(self, now: &Now<'_>) -> bool {
+        !self.is_never() && self.has_passed(now.get())
+    }
+
     #[inline]
     pub(crate) fn is_never(self) -> bool {
         self == Tick::NEVER

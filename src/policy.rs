@@ -66,8 +66,8 @@ pub(crate) struct Node {
     prev: SlotIndex,
     next: SlotIndex,
     weight: u32,
-    /// Bits of the key's hash, for the sketch.
-    fingerprint: u32,
+    /// The key's hash: the shard finds the entry's bucket by it, the sketch counts by it.
+    hash: u64,
     queue: Queue,
     /// Not yet passed by the window's hand: a new entry's one turn in the window.
     young: bool,
@@ -81,7 +81,7 @@ impl Node {
             prev: 0,
             next: 0,
             weight,
-            fingerprint: (hash >> 32) as u32,
+            hash,
             queue: Queue::Window,
             young: true,
             hits: AtomicU8::new(0),
@@ -90,6 +90,15 @@ impl Node {
 
     pub(crate) fn weight(&self) -> u32 {
         self.weight
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The bits of the hash the sketch counts by.
+    fn fingerprint(&self) -> u32 {
+        (self.hash >> 32) as u32
     }
 
     /// Records a read. Writes only while the count is below [`HIT_CAP`]; racing readers may
@@ -255,7 +264,7 @@ impl Policy {
         if self.is_bounded() && self.entries > self.sketch.capacity() {
             self.grow_sketch(arena);
         }
-        self.sketch.add(arena.node(index).fingerprint, 1);
+        self.sketch.add(arena.node(index).fingerprint(), 1);
         while self.window.weight > self.window_budget {
             let Some(candidate) = self.leave_window(arena, index) else {
                 break;
@@ -294,7 +303,7 @@ impl Policy {
     pub(crate) fn remove(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         self.entries -= 1;
         let node = arena.node(index);
-        self.sketch.add(node.fingerprint, node.take_hits());
+        self.sketch.add(node.fingerprint(), node.take_hits());
         let queue = node.queue;
         match queue {
             Queue::Window => self.window.unlink(arena, index),
@@ -314,7 +323,7 @@ impl Policy {
     fn grow_sketch(&mut self, arena: &impl Arena) {
         let mut grown = Sketch::with_capacity(self.entries * 2);
         for index in self.indices(arena) {
-            let fingerprint = arena.node(index).fingerprint;
+            let fingerprint = arena.node(index).fingerprint();
             grown.add(fingerprint, self.sketch.frequency(fingerprint));
         }
         self.sketch = grown;
@@ -341,7 +350,7 @@ impl Policy {
     /// Whether `candidate` should take `victim`'s place in main: if its key was asked for more
     /// often. Ties keep the victim, which makes a scan of new keys evict only scanned keys.
     fn admits(&self, arena: &impl Arena, candidate: SlotIndex, victim: SlotIndex) -> bool {
-        let frequency = |index| self.sketch.frequency(arena.node(index).fingerprint);
+        let frequency = |index| self.sketch.frequency(arena.node(index).fingerprint());
         frequency(candidate) > frequency(victim)
     }
 
@@ -362,7 +371,7 @@ impl Policy {
             let hits = node.take_hits();
             let again = node.young || hits > 0;
             node.young = false;
-            let fingerprint = node.fingerprint;
+            let fingerprint = node.fingerprint();
             self.sketch.add(fingerprint, hits);
             if again {
                 self.window.rotate(arena);
@@ -384,7 +393,7 @@ impl Policy {
         while let Some(index) = self.probation.oldest {
             let node = arena.node(index);
             let hits = node.take_hits();
-            self.sketch.add(node.fingerprint, hits);
+            self.sketch.add(node.fingerprint(), hits);
             if hits == 0 {
                 return Some(index);
             }
@@ -404,7 +413,7 @@ impl Policy {
             };
             let node = arena.node(index);
             let hits = node.take_hits();
-            self.sketch.add(node.fingerprint, hits);
+            self.sketch.add(node.fingerprint(), hits);
             if hits > 0 {
                 self.protected.rotate(arena);
             } else {
@@ -604,12 +613,18 @@ mod tests {
         (0..10).for_each(|_| {
             cache.access(7);
         });
-        let before = cache.policy.sketch.frequency(cache.nodes.0[7].fingerprint);
+        let before = cache
+            .policy
+            .sketch
+            .frequency(cache.nodes.0[7].fingerprint());
         for key in 100..2_100 {
             cache.access(key);
         }
         assert!(cache.policy.sketch.capacity() > 1024, "the sketch grew");
-        let after = cache.policy.sketch.frequency(cache.nodes.0[7].fingerprint);
+        let after = cache
+            .policy
+            .sketch
+            .frequency(cache.nodes.0[7].fingerprint());
         assert!(after >= before.min(3), "{before} became {after}");
     }
 

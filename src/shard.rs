@@ -62,8 +62,7 @@ impl<K, V> Slot<K, V> {
     /// Reads the clock only if the entry can expire.
     #[inline]
     fn is_expired(&self, now: &Now<'_>) -> bool {
-        let deadline = self.expires_at();
-        !deadline.is_never() && deadline.has_passed(now.get())
+        self.expires_at().is_reached(now)
     }
 
     /// Moves the idle deadline to `idle_deadline`, never past the written deadline nor back.
@@ -278,17 +277,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 RemovalCause::Replaced
             };
-            let old = self.remove_at(index, hash);
+            let old = self.remove_at(index);
             removals.push(old.key, old.value, cause);
         }
-        self.expire_some(now, hasher, removals);
+        self.expire_some(now, removals);
 
         let deadline = time_to_live.map_or(Tick::NEVER, |ttl| now.get().after(ttl));
         let expires_at = match self.time_to_idle {
             Some(time_to_idle) => deadline.min(now.get().after(time_to_idle)),
             None => deadline,
         };
-        if expires_at.has_passed(now.get()) {
+        if expires_at.is_reached(now) {
             removals.push(key, value, RemovalCause::Expired);
             return;
         }
@@ -317,7 +316,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.timed += 1;
         }
         self.policy.admit(&mut self.slots, index);
-        self.evict_to_capacity(now, hasher, removals);
+        self.evict_to_capacity(now, removals);
     }
 
     /// Removes the key's entry, with `Expired` or `Explicit` as the cause it left by, and
@@ -339,7 +338,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         } else {
             RemovalCause::Explicit
         };
-        let slot = self.remove_at(index, hash);
+        let slot = self.remove_at(index);
         Some((slot.key, slot.value, cause))
     }
 
@@ -350,19 +349,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &mut self,
         mut keep: impl FnMut(&K, &V) -> bool,
         now: &Now<'_>,
-        hasher: &impl BuildHasher,
         removals: &mut Removals<'_, K, V>,
     ) {
         for index in 0..self.slot_count() {
-            if self.expire(index, now, hasher, removals) {
+            if self.expire(index, now, removals) {
                 continue;
             }
             let Some(slot) = &self.slots.slots[index as usize] else {
                 continue;
             };
             if !keep(&slot.key, &slot.value) {
-                let hash = hasher.hash_one(&slot.key);
-                let slot = self.remove_at(index, hash);
+                let slot = self.remove_at(index);
                 removals.push(slot.key, slot.value, RemovalCause::Explicit);
             }
         }
@@ -384,14 +381,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     pub(crate) fn purge_expired(
         &mut self,
         now: &Now<'_>,
-        hasher: &impl BuildHasher,
         removals: &mut Removals<'_, K, V>,
     ) -> usize {
         if self.timed == 0 {
             return 0;
         }
         (0..self.slot_count())
-            .filter(|&index| self.expire(index, now, hasher, removals))
+            .filter(|&index| self.expire(index, now, removals))
             .count()
     }
 
@@ -449,12 +445,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Examines up to [`EXPIRY_WORK`] slots from the cursor, removing expired entries.
-    fn expire_some(
-        &mut self,
-        now: &Now<'_>,
-        hasher: &impl BuildHasher,
-        removals: &mut Removals<'_, K, V>,
-    ) {
+    fn expire_some(&mut self, now: &Now<'_>, removals: &mut Removals<'_, K, V>) {
         if self.timed == 0 {
             return;
         }
@@ -464,7 +455,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             let index = self.expiry_cursor as SlotIndex;
             self.expiry_cursor += 1;
-            self.expire(index, now, hasher, removals);
+            self.expire(index, now, removals);
         }
     }
 
@@ -473,7 +464,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &mut self,
         index: SlotIndex,
         now: &Now<'_>,
-        hasher: &impl BuildHasher,
         removals: &mut Removals<'_, K, V>,
     ) -> bool {
         let Some(slot) = &self.slots.slots[index as usize] else {
@@ -482,20 +472,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if !slot.is_expired(now) {
             return false;
         }
-        let hash = hasher.hash_one(&slot.key);
-        let slot = self.remove_at(index, hash);
+        let slot = self.remove_at(index);
         removals.push(slot.key, slot.value, RemovalCause::Expired);
         true
     }
 
     /// Evicts what the policy picks until the shard is within its capacity. The entry just
     /// written may be among them, if the policy declines to admit it.
-    fn evict_to_capacity(
-        &mut self,
-        now: &Now<'_>,
-        hasher: &impl BuildHasher,
-        removals: &mut Removals<'_, K, V>,
-    ) {
+    fn evict_to_capacity(&mut self, now: &Now<'_>, removals: &mut Removals<'_, K, V>) {
         while self.weighted_size > self.capacity {
             let victim = self
                 .policy
@@ -507,14 +491,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 RemovalCause::Size
             };
-            let hash = hasher.hash_one(&slot.key);
-            let slot = self.remove_at(victim, hash);
+            let slot = self.remove_at(victim);
             removals.push(slot.key, slot.value, cause);
         }
         self.policy.settle(&mut self.slots);
     }
 
-    fn remove_at(&mut self, index: SlotIndex, hash: u64) -> Slot<K, V> {
+    fn remove_at(&mut self, index: SlotIndex) -> Slot<K, V> {
+        let hash = self.slots.get(index).node.hash();
         self.table
             .find_entry(hash, |&other| other == index)
             .expect("every slot is indexed")
@@ -761,7 +745,6 @@ mod tests {
                     false
                 },
                 &now,
-                &shard.hasher,
                 &mut removals,
             );
         }));

@@ -6,7 +6,9 @@
 //!
 //! Rules:
 //! 1. Four counters per key, in 64-bit words of sixteen 4-bit counters. A count is the least
-//!    of its four counters, so collisions can only overestimate.
+//!    of its four counters, so collisions can only overestimate. A key's four counters lie in
+//!    one 64-byte block (one in each of four of its eight words), so counting or estimating
+//!    touches one cache line.
 //! 2. After ten additions per expected key every counter is halved (aging), so counts follow a
 //!    changing workload instead of remembering the past forever.
 //! 3. Memory is bounded by the keys expected, which the policy sets from the number of entries
@@ -16,21 +18,16 @@
 const COUNTERS_PER_KEY: usize = 8;
 /// Counters per 64-bit word.
 const COUNTERS_PER_WORD: usize = 16;
+/// Words per block: a block is one 64-byte cache line.
+const WORDS_PER_BLOCK: usize = 8;
 /// The largest count a counter holds.
 const MAX_COUNT: u64 = 15;
-/// Odd multipliers that pick a key's four counters.
-const SEEDS: [u64; 4] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0x27D4_EB2F_1656_67C5,
-];
 
 #[derive(Debug, Default)]
 pub(crate) struct Sketch {
     words: Vec<u64>,
-    /// `log2` of the number of counters.
-    bits: u32,
+    /// `words.len() / WORDS_PER_BLOCK`.
+    blocks: u64,
     /// The keys the sketch was sized for.
     expected: usize,
     additions: u64,
@@ -42,13 +39,13 @@ impl Sketch {
         if expected == 0 {
             return Self::default();
         }
-        let counters = expected
+        let counters_per_block = WORDS_PER_BLOCK * COUNTERS_PER_WORD;
+        let blocks = expected
             .saturating_mul(COUNTERS_PER_KEY)
-            .next_power_of_two()
-            .max(COUNTERS_PER_WORD);
+            .div_ceil(counters_per_block);
         Self {
-            words: vec![0; counters / COUNTERS_PER_WORD],
-            bits: counters.trailing_zeros(),
+            words: vec![0; blocks * WORDS_PER_BLOCK],
+            blocks: blocks as u64,
             expected,
             additions: 0,
         }
@@ -62,14 +59,16 @@ impl Sketch {
     /// The word and bit shift of each of `fingerprint`'s four counters.
     #[inline]
     fn counters(&self, fingerprint: u32) -> [(usize, u32); 4] {
+        let mixed = u64::from(fingerprint).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The high half picks the block (multiply-shift: any block count, no modulo); the
+        // low half, for each counter, one of two words and one of sixteen counters in it.
+        let block = ((mixed >> 32) * self.blocks) >> 32;
+        let first_word = block as usize * WORDS_PER_BLOCK;
         let mut at = [(0, 0); 4];
-        for (slot, seed) in at.iter_mut().zip(SEEDS) {
-            let index = (u64::from(fingerprint) ^ seed).wrapping_mul(seed) >> (64 - self.bits);
-            let index = index as usize;
-            *slot = (
-                index / COUNTERS_PER_WORD,
-                (index % COUNTERS_PER_WORD) as u32 * 4,
-            );
+        for (depth, slot) in at.iter_mut().enumerate() {
+            let bits = (mixed >> (5 * depth)) as usize;
+            let word = first_word + 2 * depth + (bits & 1);
+            *slot = (word, ((bits >> 1) % COUNTERS_PER_WORD) as u32 * 4);
         }
         at
     }
@@ -157,8 +156,8 @@ mod tests {
         assert_eq!(Sketch::with_capacity(0).words.len(), 0);
         let sketch = Sketch::with_capacity(1000);
         assert_eq!(sketch.capacity(), 1000);
-        // 8,192 counters of 4 bits: 4 bytes a key.
-        assert_eq!(sketch.words.len() * 8, 4096);
+        // 8,000 counters of 4 bits, in whole 64-byte blocks: 4 bytes a key.
+        assert_eq!(sketch.words.len() * 8, 4032);
     }
 
     #[test]
