@@ -19,8 +19,9 @@
 //! Rules:
 //! 1. A read only counts, in its node's [`Node::touch`]: a small atomic counter, written while
 //!    it is below [`HIT_CAP`], so an entry read often stops writing to memory its readers share.
-//!    The counts reach the sketch when a hand next passes the node ("folding"), under the write
-//!    lock. Nothing else changes on a read.
+//!    The write that stored the entry counts as its first request. The counts reach the sketch
+//!    when the policy next looks at the node ("folding"), under the write lock. Nothing else
+//!    changes on a read.
 //! 2. Links, queues and the sketch change only under the shard's write lock (`&mut` access).
 //! 3. Each entry is in exactly one place: a ring, or (between `admit` and `settle` of one write)
 //!    the staged candidates.
@@ -71,7 +72,8 @@ pub(crate) struct Node {
     queue: Queue,
     /// Not yet passed by the window's hand: a new entry's one turn in the window.
     young: bool,
-    /// Reads since the policy last looked, up to [`HIT_CAP`].
+    /// Requests since the policy last looked, up to [`HIT_CAP`]: the write that stored the
+    /// entry, then reads.
     hits: AtomicU8,
 }
 
@@ -84,7 +86,7 @@ impl Node {
             hash,
             queue: Queue::Window,
             young: true,
-            hits: AtomicU8::new(0),
+            hits: AtomicU8::new(1),
         }
     }
 
@@ -186,7 +188,8 @@ pub(crate) struct Policy {
     window: Ring,
     probation: Ring,
     protected: Ring,
-    staged: Vec<SlotIndex>,
+    /// Candidates for main, with their keys' counts, between `admit` and `settle`.
+    staged: Vec<(SlotIndex, u8)>,
     window_budget: u64,
     main_budget: u64,
     protected_budget: u64,
@@ -264,17 +267,20 @@ impl Policy {
         if self.is_bounded() && self.entries > self.sketch.capacity() {
             self.grow_sketch(arena);
         }
-        self.sketch.add(arena.node(index).fingerprint(), 1);
         while self.window.weight > self.window_budget {
             let Some(candidate) = self.leave_window(arena, index) else {
                 break;
             };
+            // The candidate's requests while in the window reach the sketch now, in the same
+            // pass that reads its count for the admission contest.
+            let node = arena.node(candidate);
+            let frequency = self.sketch.add(node.fingerprint(), node.take_hits());
             let main = self.probation.weight + self.protected.weight;
-            if main + u64::from(arena.node(candidate).weight) <= self.main_budget {
+            if main + u64::from(node.weight) <= self.main_budget {
                 self.enter_probation(arena, candidate);
             } else {
                 arena.node_mut(candidate).queue = Queue::Staged;
-                self.staged.push(candidate);
+                self.staged.push((candidate, frequency));
             }
         }
     }
@@ -282,9 +288,10 @@ impl Policy {
     /// The next entry to evict, still tracked: the caller removes it with
     /// [`remove`](Self::remove). `None` only when the policy tracks nothing.
     pub(crate) fn evict(&mut self, arena: &mut impl Arena) -> Option<SlotIndex> {
-        if let Some(&candidate) = self.staged.last() {
+        if let Some(&(candidate, frequency)) = self.staged.last() {
             return Some(match self.main_victim(arena) {
-                Some(victim) if self.admits(arena, candidate, victim) => victim,
+                // Ties keep the victim, so a scan of new keys evicts only scanned keys.
+                Some(victim) if frequency > self.frequency(arena, victim) => victim,
                 _ => candidate,
             });
         }
@@ -293,7 +300,7 @@ impl Policy {
 
     /// Lets the staged candidates that survived eviction into probation.
     pub(crate) fn settle(&mut self, arena: &mut impl Arena) {
-        while let Some(candidate) = self.staged.pop() {
+        while let Some((candidate, _)) = self.staged.pop() {
             self.enter_probation(arena, candidate);
         }
     }
@@ -303,13 +310,13 @@ impl Policy {
     pub(crate) fn remove(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         self.entries -= 1;
         let node = arena.node(index);
-        self.sketch.add(node.fingerprint(), node.take_hits());
+        self.fold(node);
         let queue = node.queue;
         match queue {
             Queue::Window => self.window.unlink(arena, index),
             Queue::Probation => self.probation.unlink(arena, index),
             Queue::Protected => self.protected.unlink(arena, index),
-            Queue::Staged => self.staged.retain(|&staged| staged != index),
+            Queue::Staged => self.staged.retain(|&(staged, _)| staged != index),
         }
     }
 
@@ -331,7 +338,7 @@ impl Policy {
 
     /// Every tracked entry: the staged ones, then each ring's, oldest first.
     fn indices(&self, arena: &impl Arena) -> Vec<SlotIndex> {
-        let mut indices = self.staged.clone();
+        let mut indices: Vec<SlotIndex> = self.staged.iter().map(|&(index, _)| index).collect();
         for ring in [&self.window, &self.probation, &self.protected] {
             if let Some(first) = ring.oldest {
                 let mut at = first;
@@ -347,16 +354,25 @@ impl Policy {
         indices
     }
 
-    /// Whether `candidate` should take `victim`'s place in main: if its key was asked for more
-    /// often. Ties keep the victim, which makes a scan of new keys evict only scanned keys.
-    fn admits(&self, arena: &impl Arena, candidate: SlotIndex, victim: SlotIndex) -> bool {
-        let frequency = |index| self.sketch.frequency(arena.node(index).fingerprint());
-        frequency(candidate) > frequency(victim)
+    /// Moves the node's requests since the policy last looked into the sketch; returns whether
+    /// there were any (the node was read since).
+    fn fold(&mut self, node: &Node) -> bool {
+        let hits = node.take_hits();
+        if hits > 0 {
+            self.sketch.add(node.fingerprint(), hits);
+        }
+        hits > 0
     }
 
-    /// Takes the next entry out of the window: the oldest that was not read since the hand
-    /// last passed, and is not new. `newest`, the entry being written, stays whatever its
-    /// weight, so a write is always stored until the next write to the shard.
+    /// How often the key of the entry at `index` was asked for, as far as the sketch knows.
+    fn frequency(&self, arena: &impl Arena, index: SlotIndex) -> u8 {
+        self.sketch.frequency(arena.node(index).fingerprint())
+    }
+
+    /// Takes the next entry out of the window, in the order entries came in, but for one turn
+    /// of grace for each new entry. `newest`, the entry being written, stays whatever its
+    /// weight, so a write is always stored until the next write to the shard. Reads in the
+    /// window do not keep an entry there; they count for it in the admission contest.
     fn leave_window(&mut self, arena: &mut impl Arena, newest: SlotIndex) -> Option<SlotIndex> {
         loop {
             let index = self.window.oldest?;
@@ -368,12 +384,8 @@ impl Policy {
                 continue;
             }
             let node = arena.node_mut(index);
-            let hits = node.take_hits();
-            let again = node.young || hits > 0;
-            node.young = false;
-            let fingerprint = node.fingerprint();
-            self.sketch.add(fingerprint, hits);
-            if again {
+            if node.young {
+                node.young = false;
                 self.window.rotate(arena);
             } else {
                 self.window.unlink(arena, index);
@@ -391,10 +403,7 @@ impl Policy {
     /// Read ones move to protected on the way. With probation empty, protected's oldest.
     fn main_victim(&mut self, arena: &mut impl Arena) -> Option<SlotIndex> {
         while let Some(index) = self.probation.oldest {
-            let node = arena.node(index);
-            let hits = node.take_hits();
-            self.sketch.add(node.fingerprint(), hits);
-            if hits == 0 {
+            if !self.fold(arena.node(index)) {
                 return Some(index);
             }
             self.probation.unlink(arena, index);
@@ -411,10 +420,7 @@ impl Policy {
             let Some(index) = self.protected.oldest else {
                 return;
             };
-            let node = arena.node(index);
-            let hits = node.take_hits();
-            self.sketch.add(node.fingerprint(), hits);
-            if hits > 0 {
+            if self.fold(arena.node(index)) {
                 self.protected.rotate(arena);
             } else {
                 self.protected.unlink(arena, index);

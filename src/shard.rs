@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use hashbrown::HashTable;
+use hashbrown::{HashTable, hash_table::Entry};
 
 use crate::{
     clock::{Now, Tick},
@@ -271,15 +271,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         removals: &mut Removals<'_, K, V>,
     ) {
         self.loads.detach(hash, &key);
-        if let Some(index) = self.find(hash, &key) {
-            let cause = if self.slots.get(index).is_expired(now) {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Replaced
-            };
-            let old = self.remove_at(index);
-            removals.push(old.key, old.value, cause);
-        }
         self.expire_some(now, removals);
 
         let deadline = time_to_live.map_or(Tick::NEVER, |ttl| now.get().after(ttl));
@@ -287,30 +278,61 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             Some(time_to_idle) => deadline.min(now.get().after(time_to_idle)),
             None => deadline,
         };
-        if expires_at.is_reached(now) {
-            removals.push(key, value, RemovalCause::Expired);
-            return;
-        }
-        if u64::from(weight) > self.capacity {
-            removals.push(key, value, RemovalCause::Size);
-            return;
-        }
+        let refused = if expires_at.is_reached(now) {
+            Some(RemovalCause::Expired)
+        } else if u64::from(weight) > self.capacity {
+            Some(RemovalCause::Size)
+        } else {
+            None
+        };
 
-        // Grow the table first: if a user's `Hash` panics while it rehashes, nothing else
-        // has changed yet.
+        // One probe finds the key's bucket or reserves one, growing the table first: if a
+        // user's `Hash` panics while it rehashes, nothing has changed yet.
         let slots = &self.slots;
-        self.table
-            .reserve(1, |&index| hasher.hash_one(&slots.get(index).key));
-        let index = self.slots.insert(Slot {
+        let entry = self.table.entry(
+            hash,
+            |&index| slots.get(index).key == key,
+            |&index| hasher.hash_one(&slots.get(index).key),
+        );
+        let slot = Slot {
             key,
             value,
             written_deadline: deadline,
             expires_at: AtomicU64::new(expires_at.to_raw()),
             node: Node::new(weight, hash),
-        });
-        let slots = &self.slots;
-        self.table
-            .insert_unique(hash, index, |&index| hasher.hash_one(&slots.get(index).key));
+        };
+        let index = match entry {
+            Entry::Occupied(entry) => {
+                let index = *entry.get();
+                if refused.is_some() {
+                    entry.remove();
+                }
+                let cause = if self.slots.get(index).is_expired(now) {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Replaced
+                };
+                let old = self.release(index);
+                removals.push(old.key, old.value, cause);
+                if let Some(cause) = refused {
+                    removals.push(slot.key, slot.value, cause);
+                    return;
+                }
+                // The slot just released is the first reused: the bucket still points at it.
+                let reused = self.slots.insert(slot);
+                debug_assert_eq!(reused, index);
+                index
+            }
+            Entry::Vacant(entry) => {
+                if let Some(cause) = refused {
+                    removals.push(slot.key, slot.value, cause);
+                    return;
+                }
+                let index = self.slots.insert(slot);
+                entry.insert(index);
+                index
+            }
+        };
         self.weighted_size += u64::from(weight);
         if !expires_at.is_never() {
             self.timed += 1;
@@ -503,6 +525,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .find_entry(hash, |&other| other == index)
             .expect("every slot is indexed")
             .remove();
+        self.release(index)
+    }
+
+    /// Takes the entry in slot `index` out of the slab and the policy; its bucket in the table
+    /// is the caller's to remove or reuse.
+    fn release(&mut self, index: SlotIndex) -> Slot<K, V> {
         self.policy.remove(&mut self.slots, index);
         let slot = self.slots.take(index);
         self.weighted_size -= u64::from(slot.node.weight());

@@ -85,20 +85,24 @@ impl Sketch {
             .unwrap_or(0) as u8
     }
 
-    /// Counts `times` more requests for the key.
-    pub(crate) fn add(&mut self, fingerprint: u32, times: u8) {
-        if self.words.is_empty() || times == 0 {
-            return;
+    /// Counts `times` more requests for the key; returns its count (as
+    /// [`frequency`](Self::frequency) would, before any aging this addition triggers).
+    pub(crate) fn add(&mut self, fingerprint: u32, times: u8) -> u8 {
+        if self.words.is_empty() {
+            return 0;
         }
+        let mut least = MAX_COUNT;
         for (word, shift) in self.counters(fingerprint) {
             let count = (self.words[word] >> shift) & MAX_COUNT;
             let raised = (count + u64::from(times)).min(MAX_COUNT);
             self.words[word] += (raised - count) << shift;
+            least = least.min(raised);
         }
         self.additions += u64::from(times);
         if self.additions >= 10 * self.expected as u64 {
             self.age();
         }
+        least as u8
     }
 
     /// Halves every counter.
@@ -117,10 +121,11 @@ mod tests {
     #[test]
     fn counts_saturate_at_fifteen() {
         let mut sketch = Sketch::with_capacity(64);
-        sketch.add(7, 3);
+        assert_eq!(sketch.add(7, 3), 3);
         assert_eq!(sketch.frequency(7), 3);
-        sketch.add(7, 200);
+        assert_eq!(sketch.add(7, 200), 15);
         assert_eq!(sketch.frequency(7), 15);
+        assert_eq!(sketch.add(7, 0), 15);
     }
 
     #[test]
