@@ -16,6 +16,9 @@ cargo clippy --lib --no-default-features -- -D warnings
 step "unit, integration and doc tests"
 cargo test --all-features
 
+step "hit-ratio replay, on the small traces in ./traces (fails if its exact LRU is off)"
+cargo run --quiet --all-features --example hitratio > /dev/null
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 

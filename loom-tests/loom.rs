@@ -197,3 +197,43 @@ fn expiry_racing_an_insert_is_either_before_or_after_it() {
         assert_eq!(cache.get(&1), None);
     });
 }
+
+#[test]
+fn eviction_racing_inserts_and_gets_reports_each_entry_once_and_keeps_the_bound() {
+    model(|| {
+        let (cache, log) = logged_cache(Some(2), None);
+        cache.insert(1, 10);
+        cache.insert(2, 20);
+        let inserter = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(3, 30);
+                assert!(cache.weighted_size() <= 2);
+            })
+        };
+        let reader = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                // A read racing the eviction sees the entry's own value or nothing.
+                let seen = cache.get(&1);
+                assert!(seen.is_none() || seen == Some(10));
+                cache.insert(4, 40);
+            })
+        };
+        let seen = cache.get(&2);
+        assert!(seen.is_none() || seen == Some(20));
+        inserter.join().unwrap();
+        reader.join().unwrap();
+
+        assert!(cache.weighted_size() <= 2);
+        let reports = log.lock().unwrap().clone();
+        for key in 1..=4 {
+            let reported = reports.iter().filter(|(k, _, _)| *k == key).count();
+            let held = usize::from(cache.contains_key(&key));
+            assert_eq!(reported + held, 1, "key {key}: {reports:?}");
+        }
+        for (key, value, cause) in reports {
+            assert_eq!((value, cause), (key * 10, RemovalCause::Size));
+        }
+    });
+}

@@ -325,10 +325,14 @@ impl Policy {
         *self = Self::new(self.capacity());
     }
 
-    /// Doubles the sketch, carrying over the counts of the keys held (those of keys not held
-    /// are lost, as aging would soon lose them anyway).
+    /// Grows the sketch to twice the entries held, but not past the capacity (the most entries
+    /// of weight one it can hold), carrying over the counts of the keys held (those of keys
+    /// not held are lost, as aging would soon lose them anyway).
     fn grow_sketch(&mut self, arena: &impl Arena) {
-        let mut grown = Sketch::with_capacity(self.entries * 2);
+        let most = usize::try_from(self.capacity())
+            .unwrap_or(usize::MAX)
+            .max(self.entries);
+        let mut grown = Sketch::with_capacity((self.entries * 2).min(most));
         for index in self.indices(arena) {
             let fingerprint = arena.node(index).fingerprint();
             grown.add(fingerprint, self.sketch.frequency(fingerprint));
