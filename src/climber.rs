@@ -28,7 +28,8 @@ const RESTART_THRESHOLD: f64 = 0.10;
 pub(crate) struct Climber {
     /// The cache's hits and misses when the current sample began.
     sample_start: (u64, u64),
-    previous_hit_rate: f64,
+    /// The last sample's hit rate; none before the first sample ends.
+    previous_hit_rate: Option<f64>,
     /// The next change to the window's share, with its direction.
     step: f64,
     window: f64,
@@ -38,7 +39,7 @@ impl Climber {
     pub(crate) fn new() -> Self {
         Self {
             sample_start: (0, 0),
-            previous_hit_rate: 0.0,
+            previous_hit_rate: None,
             // The window starts at its smallest, so the first move is to shrink it: the
             // climber turns round at once unless that keeps the hit rate.
             step: -STEP,
@@ -57,8 +58,11 @@ impl Climber {
         }
         self.sample_start = (hits, misses);
         let hit_rate = sample_hits as f64 / requests as f64;
-        let change = hit_rate - self.previous_hit_rate;
-        self.previous_hit_rate = hit_rate;
+        // The first sample only sets the mark the next is compared with.
+        let Some(previous) = self.previous_hit_rate.replace(hit_rate) else {
+            return self.window;
+        };
+        let change = hit_rate - previous;
         let amount = if change >= 0.0 { self.step } else { -self.step };
         self.step = if change.abs() >= RESTART_THRESHOLD {
             STEP * amount.signum()

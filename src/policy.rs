@@ -250,8 +250,12 @@ impl Policy {
     /// entries follow as writes come: the window spills less or more into main.
     pub(crate) fn set_window(&mut self, share: f64) {
         let capacity = self.capacity();
-        let window = (capacity as f64 * share).clamp(1.0, capacity as f64);
-        self.window_budget = window as u64;
+        if capacity == 0 {
+            return;
+        }
+        // In integers: `capacity as f64` may round past `capacity` above 2^53.
+        let window = ((capacity as f64 * share) as u64).clamp(1, capacity);
+        self.window_budget = window;
         self.main_budget = capacity - self.window_budget;
         self.protected_budget = share_of(self.main_budget, PROTECTED_PERCENT);
     }
@@ -261,7 +265,9 @@ impl Policy {
     /// caller evicts ([`evict`](Self::evict)) then [`settle`](Self::settle)s.
     pub(crate) fn admit(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         self.entries += 1;
-        self.admits_since_adaptation += 1;
+        if self.is_bounded() {
+            self.admits_since_adaptation += 1;
+        }
         arena.node_mut(index).queue = Queue::Window;
         self.window.push(arena, index);
         if self.is_bounded() && self.entries > self.sketch.capacity() {
@@ -647,6 +653,19 @@ mod tests {
         assert_eq!(cache.policy.sketch.capacity(), 0);
         assert!(cache.policy.staged.is_empty());
         assert_eq!(cache.held.len(), 1_000);
+    }
+
+    #[test]
+    fn the_window_share_stays_within_the_capacity_at_the_extremes() {
+        for capacity in [0, 1, 100, (1 << 61) - 1, u64::MAX - 1] {
+            let mut policy = Policy::new(capacity);
+            for share in [0.0, 0.5, 1.0] {
+                policy.set_window(share);
+                assert_eq!(policy.capacity(), capacity);
+                assert!(policy.window_budget <= capacity.max(1));
+                assert!(policy.protected_budget <= policy.main_budget);
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub(crate) struct Sketch {
 }
 
 impl Sketch {
-    /// A sketch with about one counter per expected key; `expected` of zero keeps it empty.
+    /// A sketch of [`COUNTERS_PER_KEY`] counters per expected key; `expected` of zero keeps
+    /// it empty.
     pub(crate) fn with_capacity(expected: usize) -> Self {
         if expected == 0 {
             return Self::default();

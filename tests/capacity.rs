@@ -142,3 +142,33 @@ fn string_keys_are_found_by_str() {
     assert_eq!(cache.remove("alpha"), Some(1));
     assert!(!cache.contains_key("alpha"));
 }
+
+#[test]
+fn weightless_entries_in_a_zero_capacity_cache_do_not_break_it() {
+    let cache = TtlCache::builder()
+        .max_capacity(0)
+        .shards(1)
+        .weigher(|_key: &u64, _value: &u64| 0)
+        .build()
+        .unwrap();
+    // Enough writes for the policy to adapt its window several times.
+    for key in 0..1_000 {
+        cache.insert(key, key);
+    }
+    assert_eq!(cache.weighted_size(), 0);
+    assert_eq!(cache.get(&999), Some(999));
+}
+
+#[test]
+fn a_capacity_near_u64_max_adapts_without_overflow() {
+    let cache = TtlCache::builder()
+        .max_capacity(u64::MAX - 1)
+        .shards(8)
+        .build()
+        .unwrap();
+    for key in 0..10_000u64 {
+        cache.insert(key, key);
+        cache.get(&key);
+    }
+    assert_eq!(cache.len(), 10_000);
+}
