@@ -41,9 +41,33 @@ pub struct CacheBuilder<K, V, S = RandomState> {
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
     shards: Option<usize>,
-    clock: Option<Box<dyn Clock>>,
+    clock: Option<std::sync::Arc<dyn Clock>>,
     listener: Option<Listener<K, V>>,
     hasher: S,
+    loading: LoadingOptions,
+}
+
+/// The settings only a [`LoadingCache`](crate::LoadingCache) uses.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LoadingOptions {
+    pub(crate) refresh_after: Option<Duration>,
+    pub(crate) load_timeout: Option<Duration>,
+    pub(crate) max_concurrent_loads: Option<usize>,
+    pub(crate) error_ttl: Option<Duration>,
+}
+
+impl LoadingOptions {
+    /// The first setting given, by name: a plain cache refuses them.
+    fn first_set(&self) -> Option<&'static str> {
+        [
+            (self.refresh_after.is_some(), "refresh_after"),
+            (self.load_timeout.is_some(), "load_timeout"),
+            (self.max_concurrent_loads.is_some(), "max_concurrent_loads"),
+            (self.error_ttl.is_some(), "error_ttl"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
 }
 
 impl<K, V> CacheBuilder<K, V> {
@@ -57,6 +81,7 @@ impl<K, V> CacheBuilder<K, V> {
             clock: None,
             listener: None,
             hasher: RandomState::new(),
+            loading: LoadingOptions::default(),
         }
     }
 }
@@ -66,7 +91,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// With no [`weigher`](Self::weigher) every entry weighs 1, so this is an entry count. The
     /// bound is hard: after any call returns, `weighted_size() <= max_capacity`. A capacity of
-    /// zero makes a cache that stores nothing.
+    /// zero makes a cache that stores nothing (but entries a weigher gives a weight of zero).
     ///
     /// # Examples
     ///
@@ -190,7 +215,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// # drop(cache);
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Box::new(clock));
+        self.clock = Some(std::sync::Arc::new(clock));
         self
     }
 
@@ -259,15 +284,88 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             clock: self.clock,
             listener: self.listener,
             hasher,
+            loading: self.loading,
         }
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): an entry older than this (since its write)
+    /// is reloaded in the background when it is read, while readers keep getting the current
+    /// value. Must be shorter than `time_to_live`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let prices = ttlcache::TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .refresh_after(Duration::from_secs(30))
+    ///     .build_loading(|sku: u32| async move { Ok::<_, std::io::Error>(sku * 100) })
+    ///     .unwrap();
+    /// assert_eq!(prices.get(&7).await.unwrap(), 700);
+    /// # }
+    /// ```
+    pub fn refresh_after(mut self, refresh_after: Duration) -> Self {
+        self.loading.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): a load that runs longer fails with
+    /// [`LoadError::TimedOut`](crate::LoadError::TimedOut), and its loader future is dropped.
+    /// Time spent queued for [`max_concurrent_loads`](Self::max_concurrent_loads) does not count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder()
+    ///     .load_timeout(std::time::Duration::from_secs(2));
+    /// # drop(builder);
+    /// ```
+    pub fn load_timeout(mut self, load_timeout: Duration) -> Self {
+        self.loading.load_timeout = Some(load_timeout);
+        self
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): at most this many loader futures run at
+    /// once; further loads wait their turn, first come first served.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder().max_concurrent_loads(8);
+    /// # drop(builder);
+    /// ```
+    pub fn max_concurrent_loads(mut self, max_concurrent_loads: usize) -> Self {
+        self.loading.max_concurrent_loads = Some(max_concurrent_loads);
+        self
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): a failed load is remembered for this long,
+    /// and `get` of its key returns the same error without calling the loader, so a failing
+    /// backend is not hammered. By default, and with zero, failures are not remembered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder()
+    ///     .error_ttl(std::time::Duration::from_secs(5));
+    /// # drop(builder);
+    /// ```
+    pub fn error_ttl(mut self, error_ttl: Duration) -> Self {
+        self.loading.error_ttl = Some(error_ttl);
+        self
     }
 
     /// Checks the settings and builds the cache. Starts no thread.
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidShards`] if `shards` is not a power of two from 1 to 65536, and
-    /// [`BuildError::ShardsExceedCapacity`] if it exceeds a nonzero `max_capacity`.
+    /// [`BuildError::InvalidShards`] if `shards` is not a power of two from 1 to 65536,
+    /// [`BuildError::ShardsExceedCapacity`] if it exceeds a nonzero `max_capacity`, and
+    /// [`BuildError::LoadingOnly`] if a setting of a loading cache (`refresh_after`,
+    /// `load_timeout`, `max_concurrent_loads`, `error_ttl`) was given.
     ///
     /// # Examples
     ///
@@ -281,6 +379,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// );
     /// ```
     pub fn build(self) -> Result<TtlCache<K, V, S>, BuildError> {
+        if let Some(setting) = self.loading.first_set() {
+            return Err(BuildError::LoadingOnly { setting });
+        }
+        let (settings, _) = self.checked()?;
+        Ok(TtlCache::from_settings(settings))
+    }
+
+    /// Checks the settings for a cache of either kind.
+    fn checked(self) -> Result<(Settings<K, V, S>, LoadingOptions), BuildError> {
         let shards = match self.shards {
             Some(shards) if !shards.is_power_of_two() || shards > MAX_SHARDS => {
                 return Err(BuildError::InvalidShards { shards });
@@ -296,16 +403,95 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             },
             None => default_shards(self.max_capacity),
         };
-        Ok(TtlCache::from_settings(Settings {
+        let loading = self.loading;
+        if loading.refresh_after == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration {
+                setting: "refresh_after",
+            });
+        }
+        if let (Some(refresh_after), Some(time_to_live)) =
+            (loading.refresh_after, self.time_to_live)
+        {
+            if refresh_after >= time_to_live {
+                return Err(BuildError::RefreshNotBeforeExpiry {
+                    refresh_after,
+                    time_to_live,
+                });
+            }
+        }
+        if loading.load_timeout == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration {
+                setting: "load_timeout",
+            });
+        }
+        if loading.max_concurrent_loads == Some(0) {
+            return Err(BuildError::ZeroConcurrentLoads);
+        }
+        let settings = Settings {
             shards,
             max_capacity: self.max_capacity,
             weigher: self.weigher,
             time_to_live: self.time_to_live,
             time_to_idle: self.time_to_idle,
-            clock: self.clock.unwrap_or_else(|| Box::new(SystemClock)),
+            refresh_after: loading.refresh_after,
+            clock: self
+                .clock
+                .unwrap_or_else(|| std::sync::Arc::new(SystemClock)),
             listener: self.listener,
             hasher: self.hasher,
-        }))
+        };
+        Ok((settings, loading))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<K, V, S> CacheBuilder<K, V, S>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
+    /// Builds a [`LoadingCache`](crate::LoadingCache) that calls `loader` for keys it lacks.
+    ///
+    /// Loads run as tasks on the tokio runtime this is called in.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build) (but for `LoadingOnly`), and [`BuildError::ZeroDuration`] for
+    /// a zero `refresh_after` or `load_timeout`, [`BuildError::RefreshNotBeforeExpiry`] if
+    /// `refresh_after >= time_to_live`, [`BuildError::ZeroConcurrentLoads`], and
+    /// [`BuildError::NoTokioRuntime`] outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let users = ttlcache::TtlCache::builder()
+    ///     .max_capacity(10_000)
+    ///     .time_to_live(Duration::from_secs(300))
+    ///     .build_loading(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) })
+    ///     .unwrap();
+    /// assert_eq!(users.get(&7).await.unwrap(), "user 7");
+    /// # }
+    /// ```
+    pub fn build_loading<E, F, Fut>(
+        self,
+        loader: F,
+    ) -> Result<crate::LoadingCache<K, V, E, S>, BuildError>
+    where
+        E: Send + Sync + 'static,
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoTokioRuntime {
+                setting: "build_loading",
+            })?;
+        let (settings, loading) = self.checked()?;
+        Ok(crate::LoadingCache::new(settings, loading, runtime, loader))
     }
 }
 
@@ -334,6 +520,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for CacheBuilder<K, V, S> {
             .field("clock", &self.clock.is_some())
             .field("eviction_listener", &self.listener.is_some())
             .field("hasher", &self.hasher)
+            .field("loading", &self.loading)
             .finish()
     }
 }

@@ -26,7 +26,7 @@ use crossbeam_utils::CachePadded;
 use crate::{
     builder::CacheBuilder,
     climber::Climber,
-    clock::{Clock, Now, Timeline},
+    clock::{Clock, Now, Tick, Timeline},
     flight::{self, Flight, Outcome},
     removal::{Listener, Removals},
     shard::{LoadStart, Shard},
@@ -84,7 +84,8 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) time_to_idle: Option<Duration>,
-    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) refresh_after: Option<Duration>,
+    pub(crate) clock: std::sync::Arc<dyn Clock>,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) hasher: S,
 }
@@ -98,7 +99,8 @@ impl<K, V, S> TtlCache<K, V, S> {
                 let capacity = settings
                     .max_capacity
                     .map_or(u64::MAX, |max| max / count + u64::from(index < max % count));
-                CachePadded::new(RwLock::new(Shard::new(capacity, settings.time_to_idle)))
+                let shard = Shard::new(capacity, settings.time_to_idle, settings.refresh_after);
+                CachePadded::new(RwLock::new(shard))
             })
             .collect();
         Self {
@@ -181,6 +183,34 @@ where
         &shards[(mixed >> 32) as usize & (shards.len() - 1)]
     }
 
+    /// Stores an entry in a locked shard, counts the write, and lets the policy adapt.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        shard: &mut Shard<K, V>,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        time_to_live: Option<Duration>,
+        now: &Now<'_>,
+        removals: &mut Removals<'_, K, V>,
+    ) {
+        let hasher = &self.inner.hasher;
+        shard.insert(
+            hash,
+            key,
+            value,
+            weight,
+            time_to_live,
+            now,
+            hasher,
+            removals,
+        );
+        self.inner.counters.insert();
+        self.adapt(shard);
+    }
+
     /// Gives the shard's policy the window share the climber now favours, when it is due.
     fn adapt(&self, shard: &mut Shard<K, V>) {
         if shard.adaptation_due() {
@@ -238,12 +268,27 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.read(hash, key).map(|(value, _)| value)
+    }
+
+    /// A hit, counted as one, and whether the entry is due for a refresh; a miss is left to
+    /// the caller to count.
+    #[inline]
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let now = Now::lazy(&self.inner.timeline);
-        let value = self.shard(hash).read().get(hash, key, &now).cloned();
-        if value.is_some() {
+        let read = self
+            .shard(hash)
+            .read()
+            .get(hash, key, &now)
+            .map(|(value, stale)| (value.clone(), stale));
+        if read.is_some() {
             self.inner.counters.hit();
         }
-        value
+        read
     }
 
     /// The value for `key` if it is live, without counting the read anywhere.
@@ -338,19 +383,17 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         let mut shard = self.shard(hash).write();
-        shard.insert(
+        self.store(
+            &mut shard,
             hash,
             key,
             value,
             weight,
             time_to_live,
             &now,
-            &self.inner.hasher,
             &mut removals,
         );
-        self.adapt(&mut shard);
         drop(shard);
-        self.inner.counters.insert();
     }
 
     /// Removes the entry for `key`; returns its value if it was live.
@@ -562,27 +605,17 @@ where
         E: Send + Sync + 'static,
     {
         loop {
-            let start = {
-                let now = Now::lazy(&self.inner.timeline);
-                self.shard(hash)
-                    .write()
-                    .start_load(hash, key, &now, &self.inner.hasher)
-            };
-            let flight = match start {
-                LoadStart::Hit(value) => {
-                    self.inner.counters.hit();
-                    return Ok(value);
-                }
-                LoadStart::Lead(flight) => {
+            let flight = match self.start(hash, key) {
+                Start::Hit(value) => return Ok(value),
+                Start::Lead(leader) => {
                     self.inner.counters.miss();
-                    return self.lead(hash, flight, init).await;
+                    return self.lead(leader, init).await;
                 }
-                LoadStart::Wait(returned, flight) => {
+                Start::Wait(returned, flight) => {
                     key = returned;
                     flight
                 }
             };
-            assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
             match &*Flight::wait(&flight).await {
                 Outcome::Loaded(value) => {
                     self.inner.counters.miss();
@@ -600,27 +633,59 @@ where
         }
     }
 
-    /// Runs `init` as the leader of `flight`, then stores and shares what it made.
-    async fn lead<E, F>(
-        &self,
-        hash: u64,
-        flight: Arc<Flight<V>>,
-        init: F,
-    ) -> Result<V, std::sync::Arc<E>>
+    /// Finds the key's live value (a hit, counted), the load to wait for, or starts a load
+    /// that the caller now leads (`flight.rs`).
+    ///
+    /// # Panics
+    ///
+    /// If the load to wait for is led by this thread: a recursive load of the same key.
+    pub(crate) fn start(&self, hash: u64, key: K) -> Start<K, V, S> {
+        let now = Now::lazy(&self.inner.timeline);
+        let start = self
+            .shard(hash)
+            .write()
+            .start_load(hash, key, &now, &self.inner.hasher);
+        match start {
+            LoadStart::Hit(value) => {
+                self.inner.counters.hit();
+                Start::Hit(value)
+            }
+            LoadStart::Wait(key, flight) => {
+                assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
+                Start::Wait(key, flight)
+            }
+            LoadStart::Lead(flight) => Start::Lead(self.leader(hash, flight)),
+        }
+    }
+
+    /// Starts a reload of `key` that leaves its current value live, unless a load of the key
+    /// is already pending.
+    pub(crate) fn start_refresh(&self, hash: u64, key: K) -> Option<Leader<K, V, S>> {
+        let flight = self
+            .shard(hash)
+            .write()
+            .start_refresh(hash, key, &self.inner.hasher)?;
+        Some(self.leader(hash, flight))
+    }
+
+    fn leader(&self, hash: u64, flight: Arc<Flight<V>>) -> Leader<K, V, S> {
+        Leader {
+            cache: self.clone(),
+            hash,
+            flight,
+            settled: false,
+        }
+    }
+
+    /// Runs `init` as the leader of a load, then stores and shares what it made.
+    async fn lead<E, F>(&self, leader: Leader<K, V, S>, init: F) -> Result<V, std::sync::Arc<E>>
     where
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        let leader = Leader {
-            cache: self,
-            hash,
-            flight,
-            settled: false,
-        };
-        let started = self.inner.timeline.now();
+        let started = self.now();
         let made = flight::lead(&leader.flight, init).await;
-        let took = self.inner.timeline.now().since(started);
-        self.inner.counters.load(made.is_ok(), took);
+        self.record_load(made.is_ok(), self.now().since(started));
         match made {
             Ok(value) => {
                 leader.land(Outcome::Loaded(value.clone()));
@@ -632,6 +697,36 @@ where
                 Err(error)
             }
         }
+    }
+
+    /// Whether a load of `key` is pending (under the shard's read lock).
+    pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shard(hash).read().is_loading(hash, key)
+    }
+
+    /// Counts a miss of a lookup made through [`read`](Self::read) or [`start`](Self::start).
+    pub(crate) fn record_miss(&self) {
+        self.inner.counters.miss();
+    }
+
+    /// The cache's clock, read now.
+    pub(crate) fn now(&self) -> Tick {
+        self.inner.timeline.now()
+    }
+
+    /// Counts a load that succeeded or failed, and the time it took.
+    pub(crate) fn record_load(&self, succeeded: bool, took: Duration) {
+        self.inner.counters.load(succeeded, took);
+    }
+
+    /// The key's hash, as the cache computes it.
+    #[inline]
+    pub(crate) fn hash_of<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hash(key)
     }
 
     /// How many entries the cache holds.
@@ -819,67 +914,81 @@ where
     }
 }
 
-/// The leader of a load: stores and shares its outcome, or abandons the flight when dropped
-/// unsettled (a panic in `init`, or a cancelled future).
-struct Leader<'a, K, V, S>
+/// What a caller of the single-flight engine finds: see [`TtlCache::start`].
+pub(crate) enum Start<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    cache: &'a TtlCache<K, V, S>,
+    /// A live value.
+    Hit(V),
+    /// A load to wait for, and the caller's key back, to retry with if it is abandoned.
+    Wait(K, Arc<Flight<V>>),
+    /// A load the caller now leads.
+    Lead(Leader<K, V, S>),
+}
+
+/// The leader of a load: stores and shares its outcome, or abandons the flight when dropped
+/// unsettled (a panic in `init`, a cancelled future, a spawned load that never ran).
+pub(crate) struct Leader<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    cache: TtlCache<K, V, S>,
     hash: u64,
     flight: Arc<Flight<V>>,
     settled: bool,
 }
 
-impl<K, V, S> Leader<'_, K, V, S>
+impl<K, V, S> Leader<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// The flight this leader settles, for others to wait on.
+    pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
+        &self.flight
+    }
+
     /// Stores a loaded value (unless a write detached the load) and settles the flight.
-    fn land(mut self, outcome: Outcome<V>) {
-        let cache = self.cache;
+    pub(crate) fn land(mut self, outcome: Outcome<V>) {
+        let cache = &self.cache;
         let now = Now::lazy(&cache.inner.timeline);
         let mut removals = cache.removals();
-        let mut stored = false;
         let unstored_key = {
             let mut shard = cache.shard(self.hash).write();
             match (shard.finish_load(self.hash, &self.flight), &outcome) {
                 (Some(key), Outcome::Loaded(value)) => {
                     let weight = cache.weigh(&key, value);
                     let ttl = cache.inner.time_to_live;
-                    let hasher = &cache.inner.hasher;
                     let value = value.clone();
-                    shard.insert(
+                    cache.store(
+                        &mut shard,
                         self.hash,
                         key,
                         value,
                         weight,
                         ttl,
                         &now,
-                        hasher,
                         &mut removals,
                     );
-                    stored = true;
                     None
                 }
                 (key, _) => key,
             }
         };
         drop(unstored_key);
-        if stored {
-            cache.inner.counters.insert();
-        }
         self.flight.settle(outcome);
         self.settled = true;
         // `removals` is reported now, after the waiters were released.
     }
 }
 
-impl<K, V, S> Drop for Leader<'_, K, V, S>
+impl<K, V, S> Drop for Leader<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,

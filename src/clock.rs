@@ -302,12 +302,12 @@ pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
 
 /// A cache's clock together with the instant its ticks count from.
 pub(crate) struct Timeline {
-    clock: Box<dyn Clock>,
+    clock: std::sync::Arc<dyn Clock>,
     epoch: Instant,
 }
 
 impl Timeline {
-    pub(crate) fn new(clock: Box<dyn Clock>) -> Self {
+    pub(crate) fn new(clock: std::sync::Arc<dyn Clock>) -> Self {
         let epoch = clock.now();
         Self { clock, epoch }
     }
@@ -396,7 +396,7 @@ mod tests {
         let clone = clock.clone();
         clock.advance(Duration::from_secs(3));
         assert_eq!(clone.elapsed(), Duration::from_secs(3));
-        let timeline = Timeline::new(Box::new(clone));
+        let timeline = Timeline::new(std::sync::Arc::new(clone));
         clock.advance(Duration::from_millis(1));
         assert_eq!(timeline.now(), Tick(1_000_000));
     }

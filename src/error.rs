@@ -1,6 +1,6 @@
-//! Errors users can meet: a configuration that cannot work.
+//! Errors users can meet: a configuration that cannot work, and a load that failed.
 
-use std::fmt;
+use std::{fmt, sync::Arc, time::Duration};
 
 use crate::builder::MAX_SHARDS;
 
@@ -33,6 +33,31 @@ pub enum BuildError {
         /// The capacity given.
         max_capacity: u64,
     },
+    /// A duration that must be positive was zero.
+    ZeroDuration {
+        /// The setting: `refresh_after`, `load_timeout` or `refresh_every`.
+        setting: &'static str,
+    },
+    /// `refresh_after` is not shorter than `time_to_live`: entries would expire before any
+    /// refresh could start.
+    RefreshNotBeforeExpiry {
+        /// The `refresh_after` given.
+        refresh_after: Duration,
+        /// The `time_to_live` given.
+        time_to_live: Duration,
+    },
+    /// `max_concurrent_loads` was zero: no load could ever run.
+    ZeroConcurrentLoads,
+    /// A setting that only a loading cache uses was given to a builder that builds a plain one.
+    LoadingOnly {
+        /// The setting.
+        setting: &'static str,
+    },
+    /// Built outside a tokio runtime, where a setting needs one to run loads in the background.
+    NoTokioRuntime {
+        /// What needs the runtime.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -50,8 +75,107 @@ impl fmt::Display for BuildError {
                 "`shards` ({shards}) must not exceed `max_capacity` ({max_capacity}): \
                  every shard must be able to hold an entry"
             ),
+            BuildError::ZeroDuration { setting } => {
+                write!(f, "`{setting}` must be longer than zero")
+            }
+            BuildError::RefreshNotBeforeExpiry {
+                refresh_after,
+                time_to_live,
+            } => write!(
+                f,
+                "`refresh_after` ({refresh_after:?}) must be shorter than `time_to_live` \
+                 ({time_to_live:?}): entries would expire before a refresh could start"
+            ),
+            BuildError::ZeroConcurrentLoads => {
+                write!(f, "`max_concurrent_loads` must be at least 1, got 0")
+            }
+            BuildError::LoadingOnly { setting } => write!(
+                f,
+                "`{setting}` applies to a loading cache: build it with `build_loading`"
+            ),
+            BuildError::NoTokioRuntime { setting } => write!(
+                f,
+                "`{setting}` runs loads on a tokio runtime: call it from within one"
+            ),
         }
     }
 }
 
 impl std::error::Error for BuildError {}
+
+/// Why a load gave no value: what [`LoadingCache::get`] and `AsyncLazy` return.
+///
+/// It is shared as is by every caller that waited for the same load, so the loader's error
+/// is behind an `Arc`.
+///
+/// [`LoadingCache::get`]: crate::LoadingCache::get
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ttlcache::LoadError;
+///
+/// let error: LoadError<std::io::Error> = LoadError::Failed(Arc::new(std::io::Error::other("down")));
+/// assert_eq!(error.to_string(), "the load failed: down");
+/// assert_eq!(LoadError::<std::io::Error>::TimedOut.to_string(), "the load timed out");
+/// ```
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// The loader returned this error.
+    Failed(Arc<E>),
+    /// The loader panicked. The panic went to the runtime's task, not to any caller.
+    Panicked,
+    /// The loader took longer than `load_timeout`.
+    TimedOut,
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Failed(error) => LoadError::Failed(Arc::clone(error)),
+            LoadError::Panicked => LoadError::Panicked,
+            LoadError::TimedOut => LoadError::TimedOut,
+        }
+    }
+}
+
+impl<E: PartialEq> PartialEq for LoadError<E> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LoadError::Failed(a), LoadError::Failed(b)) => a == b,
+            (LoadError::Panicked, LoadError::Panicked)
+            | (LoadError::TimedOut, LoadError::TimedOut) => true,
+            _ => false,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
+            LoadError::Panicked => f.write_str("Panicked"),
+            LoadError::TimedOut => f.write_str("TimedOut"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Failed(error) => write!(f, "the load failed: {error}"),
+            LoadError::Panicked => f.write_str("the loader panicked"),
+            LoadError::TimedOut => f.write_str("the load timed out"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Failed(error) => Some(&**error),
+            LoadError::Panicked | LoadError::TimedOut => None,
+        }
+    }
+}

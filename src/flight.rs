@@ -198,6 +198,20 @@ pub(crate) async fn lead<V, F: Future>(flight: &Arc<Flight<V>>, init: F) -> F::O
     .await
 }
 
+/// Polls `future` to completion, turning a panic in any poll into `Err` (the panic has been
+/// reported by the panic hook, as usual).
+pub(crate) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, ()> {
+    let mut future = pin!(future);
+    poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    })
+    .await
+}
+
 /// A load in progress for one key: the key lives here until the leader stores its value.
 struct PendingLoad<K, V> {
     key: K,
@@ -324,6 +338,17 @@ mod tests {
         let inside = block_on(lead(&flight, async { flight.is_led_by_this_thread() }));
         assert!(inside);
         assert!(!flight.is_led_by_this_thread());
+    }
+
+    #[test]
+    fn a_panicking_future_is_caught_as_an_error() {
+        assert_eq!(block_on(catch_panic(async { 5 })), Ok(5));
+        let caught = block_on(catch_panic(async {
+            if true {
+                panic!("the load fails");
+            }
+        }));
+        assert_eq!(caught, Err(()));
     }
 
     #[test]

@@ -51,6 +51,8 @@ mod climber;
 mod clock;
 mod error;
 mod flight;
+#[cfg(feature = "tokio")]
+mod loading;
 mod policy;
 mod removal;
 mod shard;
@@ -63,7 +65,9 @@ pub use cache::TtlCache;
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::BuildError;
+pub use error::{BuildError, LoadError};
+#[cfg(feature = "tokio")]
+pub use loading::LoadingCache;
 pub use removal::RemovalCause;
 pub use stats::CacheStats;
 

@@ -17,7 +17,9 @@
 //!
 //! An entry's deadline is a pair: `written_deadline`, set by the write (its time to live), and
 //! `expires_at`, the deadline reads check. Without a time to idle the two are equal; with one,
-//! `expires_at = min(written_deadline, last access + time to idle)`.
+//! `expires_at = min(written_deadline, last access + time to idle)`. A third time,
+//! `refreshes_at`, is when a `LoadingCache` starts reloading the entry in the background
+//! (never, for a plain `TtlCache`).
 
 use std::{
     borrow::Borrow,
@@ -50,6 +52,8 @@ struct Slot<K, V> {
     written_deadline: Tick,
     /// The deadline reads check, as a raw tick: see the module docs.
     expires_at: AtomicU64,
+    /// When a read should start a reload: the write's time plus `refresh_after`, or never.
+    refreshes_at: Tick,
     node: Node,
 }
 
@@ -164,13 +168,18 @@ pub(crate) struct Shard<K, V> {
     capacity: u64,
     weighted_size: u64,
     time_to_idle: Option<Duration>,
+    refresh_after: Option<Duration>,
     /// Entries whose deadline is not never: while there are none, writes skip expiry work.
     timed: usize,
     expiry_cursor: usize,
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(capacity: u64, time_to_idle: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        capacity: u64,
+        time_to_idle: Option<Duration>,
+        refresh_after: Option<Duration>,
+    ) -> Self {
         Self {
             table: HashTable::new(),
             slots: Slots {
@@ -182,6 +191,7 @@ impl<K, V> Shard<K, V> {
             capacity,
             weighted_size: 0,
             time_to_idle,
+            refresh_after,
             timed: 0,
             expiry_cursor: 0,
         }
@@ -230,15 +240,17 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &slot.value
     }
 
-    /// The key's value if it is live, recording the read (a hit).
+    /// The key's value if it is live, recording the read (a hit), and whether it is due for
+    /// a refresh (never, in a shard without `refresh_after`).
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<&V>
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(&V, bool)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let index = self.live(hash, key, now)?;
-        Some(self.read(index, now))
+        let stale = self.slots.get(index).refreshes_at.is_reached(now);
+        Some((self.read(index, now), stale))
     }
 
     /// A live entry's value, recording nothing.
@@ -299,6 +311,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             value,
             written_deadline: deadline,
             expires_at: AtomicU64::new(expires_at.to_raw()),
+            refreshes_at: self
+                .refresh_after
+                .map_or(Tick::NEVER, |after| now.get().after(after)),
             node: Node::new(weight, hash),
         };
         let index = match entry {
@@ -446,6 +461,29 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         LoadStart::Lead(self.loads.start(hash, key, hasher))
     }
 
+    /// Whether a load of `key` is pending.
+    pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.loads.find(hash, key).is_some()
+    }
+
+    /// Starts a reload of `key` while its value (if any) stays live, unless a load of it is
+    /// already pending; returns the new load's flight.
+    pub(crate) fn start_refresh(
+        &mut self,
+        hash: u64,
+        key: K,
+        hasher: &impl BuildHasher,
+    ) -> Option<Arc<Flight<V>>> {
+        if self.loads.find(hash, &key).is_some() {
+            return None;
+        }
+        Some(self.loads.start(hash, key, hasher))
+    }
+
     /// Whether it is time to give the policy's window a new share (`climber.rs`).
     pub(crate) fn adaptation_due(&mut self) -> bool {
         self.policy.adaptation_due()
@@ -499,8 +537,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         true
     }
 
-    /// Evicts what the policy picks until the shard is within its capacity. The entry just
-    /// written may be among them, if the policy declines to admit it.
+    /// Evicts what the policy picks until the shard is within its capacity: older entries, or
+    /// an entry leaving the window that the policy declines to admit. Never the entry just
+    /// written.
     fn evict_to_capacity(&mut self, now: &Now<'_>, removals: &mut Removals<'_, K, V>) {
         while self.weighted_size > self.capacity {
             let victim = self
@@ -569,8 +608,8 @@ mod tests {
             let listener: Listener<u64, u64> =
                 Box::new(move |key, value, cause| sink.lock().unwrap().push((key, value, cause)));
             Self {
-                shard: Shard::new(capacity, time_to_idle),
-                timeline: Timeline::new(Box::new(clock.clone())),
+                shard: Shard::new(capacity, time_to_idle, None),
+                timeline: Timeline::new(std::sync::Arc::new(clock.clone())),
                 clock,
                 hasher: RandomState::new(),
                 counters: Counters::new(),
@@ -607,7 +646,7 @@ mod tests {
             let now = Now::lazy(&self.timeline);
             self.shard
                 .get(self.hasher.hash_one(key), &key, &now)
-                .copied()
+                .map(|(value, _)| *value)
         }
 
         fn removed(&self) -> Vec<(u64, RemovalCause)> {

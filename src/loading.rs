@@ -1,0 +1,426 @@
+//! [`LoadingCache`]: a [`TtlCache`] that loads what it lacks, and refreshes before expiry.
+//!
+//! It is a front door to the cache's single-flight engine (`flight.rs`, `cache.rs`): the same
+//! pending loads, the same leaders, only run as tasks.
+//!
+//! Rules:
+//! 1. Every load runs as a task on the runtime the cache was built in, owning the load's
+//!    leader. Callers only wait on its flight, so a cancelled caller neither cancels nor stalls
+//!    the load, and the value is stored for the next caller.
+//! 2. The task settles the flight whatever the loader does: its value, its error, `Panicked`
+//!    (a panic in the loader is caught) or `TimedOut`. Only a task that never runs (its runtime
+//!    shut down) abandons it; the caller that spawned it then runs the load itself.
+//! 3. A read of a live entry older than `refresh_after` returns it at once and starts one
+//!    refresh: a load registered for the key while its value stays live. A write to the key
+//!    (an insert, an invalidation) detaches the refresh, so what replaced or removed the entry
+//!    is never overwritten by it. A failed refresh leaves the old value until its time to live.
+//! 4. With `error_ttl`, a failure is stored in a second cache for that long, before its flight
+//!    settles; meanwhile `get` of the key returns it without a load, and no refresh starts.
+//! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
+//!    a fair (first come, first served) semaphore before it calls the loader.
+
+use std::{
+    borrow::Borrow,
+    fmt,
+    future::Future,
+    hash::{BuildHasher, Hash, RandomState},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{runtime::Handle, sync::Semaphore};
+
+use crate::{
+    TtlCache,
+    builder::LoadingOptions,
+    cache::{Leader, Settings, Start},
+    error::LoadError,
+    flight::{Flight, Outcome, catch_panic},
+};
+
+/// A boxed loader future.
+type LoadFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
+
+/// A cache that loads missing values with a loader bound at build time, coalescing concurrent
+/// loads of a key into one, and refreshing entries in the background before they expire.
+///
+/// Built by [`CacheBuilder::build_loading`](crate::CacheBuilder::build_loading). A cheap
+/// handle: clones share one cache.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use ttlcache::TtlCache;
+///
+/// let profiles = TtlCache::builder()
+///     .max_capacity(10_000)
+///     .time_to_live(Duration::from_secs(300))
+///     .refresh_after(Duration::from_secs(240))
+///     .build_loading(|user: u64| async move {
+///         // An HTTP call or a query, in a real service.
+///         Ok::<_, std::io::Error>(format!("profile of {user}"))
+///     })
+///     .unwrap();
+///
+/// assert_eq!(profiles.get(&42).await.unwrap(), "profile of 42");
+/// assert_eq!(profiles.get_if_present(&42).as_deref(), Some("profile of 42"));
+/// assert_eq!(profiles.cache().stats().load_successes, 1);
+/// # }
+/// ```
+pub struct LoadingCache<K, V, E, S = RandomState> {
+    cache: TtlCache<K, V, S>,
+    shared: Arc<Shared<K, V, E>>,
+}
+
+struct Shared<K, V, E> {
+    loader: Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>,
+    load_timeout: Option<Duration>,
+    permits: Option<Arc<Semaphore>>,
+    /// Failures remembered for `error_ttl` (rule 4).
+    errors: Option<TtlCache<K, LoadError<E>>>,
+    runtime: Handle,
+}
+
+impl<K, V, E, S> LoadingCache<K, V, E, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    pub(crate) fn new<F, Fut>(
+        settings: Settings<K, V, S>,
+        options: LoadingOptions,
+        runtime: Handle,
+        loader: F,
+    ) -> Self
+    where
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let errors = options
+            .error_ttl
+            .filter(|ttl| !ttl.is_zero())
+            .map(|error_ttl| {
+                TtlCache::from_settings(Settings {
+                    shards: settings.shards,
+                    max_capacity: settings.max_capacity,
+                    weigher: None,
+                    time_to_live: Some(error_ttl),
+                    time_to_idle: None,
+                    refresh_after: None,
+                    clock: Arc::clone(&settings.clock),
+                    listener: None,
+                    hasher: RandomState::new(),
+                })
+            });
+        Self {
+            cache: TtlCache::from_settings(settings),
+            shared: Arc::new(Shared {
+                loader: Box::new(move |key| Box::pin(loader(key))),
+                load_timeout: options.load_timeout,
+                permits: options
+                    .max_concurrent_loads
+                    .map(|permits| Arc::new(Semaphore::new(permits))),
+                errors,
+                runtime,
+            }),
+        }
+    }
+
+    /// The value for `key`, loading it if the cache has none.
+    ///
+    /// A live value is returned at once; if it is older than `refresh_after`, a background
+    /// reload starts (one per key, however many reads see it stale). A missing key is loaded
+    /// by the loader in a task of its own; with `error_ttl`, a recent failure of the key is
+    /// returned instead, without calling the loader.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Failed`] with the loader's error, [`LoadError::Panicked`] if the loader
+    /// panicked, [`LoadError::TimedOut`] if it ran past `load_timeout`. Every caller that
+    /// waited for the same load gets the same error; errors are not cached unless `error_ttl`
+    /// says so.
+    ///
+    /// # Concurrent calls on the same key
+    ///
+    /// However many callers ask for a missing key at once, the loader runs once and they all
+    /// get its value (or its error).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping this future at any point is safe: the load runs in its own task, goes on for
+    /// the other callers, and its value is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let squares = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n * n) })
+    ///     .unwrap();
+    /// assert_eq!(squares.get(&12).await, Ok(144));
+    /// # }
+    /// ```
+    pub async fn get<Q>(&self, key: &Q) -> Result<V, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.cache.hash_of(key);
+        if let Some(value) = self.read(hash, key) {
+            return Ok(value);
+        }
+        self.cache.record_miss();
+        if let Some(error) = self.remembered_error(key) {
+            return Err(error);
+        }
+        let key = key.to_owned();
+        // Set once a load this call spawned was abandoned: its runtime is gone (rule 2).
+        let mut run_here = false;
+        loop {
+            let (flight, led) = match self.cache.start(hash, key.clone()) {
+                Start::Hit(value) => return Ok(value),
+                Start::Wait(_, flight) => (flight, false),
+                Start::Lead(leader) if run_here => return self.run(leader, key).await,
+                Start::Lead(leader) => {
+                    let flight = Arc::clone(leader.flight());
+                    self.spawn(leader, key.clone());
+                    (flight, true)
+                }
+            };
+            match &*Flight::wait(&flight).await {
+                Outcome::Loaded(value) => return Ok(value.clone()),
+                Outcome::Failed(error) => {
+                    if let Ok(error) = Arc::clone(error).downcast::<LoadError<E>>() {
+                        return Err((*error).clone());
+                    }
+                }
+                Outcome::Abandoned => run_here |= led,
+            }
+            // Abandoned, or failed with an error of another type (a `get_or_*` call of the
+            // underlying cache): start over.
+        }
+    }
+
+    /// The value for `key` if the cache holds it live; never loads.
+    ///
+    /// Like [`get`](Self::get), it starts a background refresh of a value older than
+    /// `refresh_after`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n + 1) })
+    ///     .unwrap();
+    /// assert_eq!(cache.get_if_present(&1), None);
+    /// cache.get(&1).await.unwrap();
+    /// assert_eq!(cache.get_if_present(&1), Some(2));
+    /// # }
+    /// ```
+    pub fn get_if_present<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let value = self.read(self.cache.hash_of(key), key);
+        if value.is_none() {
+            self.cache.record_miss();
+        }
+        value
+    }
+
+    /// Removes the key's value and any failure remembered for it. A load or refresh of the
+    /// key running meanwhile still answers its callers, but is not stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n) })
+    ///     .unwrap();
+    /// cache.get(&1).await.unwrap();
+    /// cache.invalidate(&1);
+    /// assert_eq!(cache.get_if_present(&1), None);
+    /// # }
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache.remove(key);
+        if let Some(errors) = &self.shared.errors {
+            errors.remove(key);
+        }
+    }
+
+    /// Removes every value and every remembered failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n) })
+    ///     .unwrap();
+    /// cache.get(&1).await.unwrap();
+    /// cache.invalidate_all();
+    /// assert!(cache.cache().is_empty());
+    /// # }
+    /// ```
+    pub fn invalidate_all(&self) {
+        self.cache.clear();
+        if let Some(errors) = &self.shared.errors {
+            errors.clear();
+        }
+    }
+
+    /// Starts a background reload of `key` now, whatever its age; readers keep the current
+    /// value meanwhile. Does nothing if a load of the key is already running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n) })
+    ///     .unwrap();
+    /// cache.refresh(&5);
+    /// assert_eq!(cache.get(&5).await, Ok(5));
+    /// # }
+    /// ```
+    pub fn refresh<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.start_refresh(self.cache.hash_of(key), key.to_owned());
+    }
+
+    /// The cache underneath, for its other methods: `insert`, `len`, `stats`, `iter`, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n) })
+    ///     .unwrap();
+    /// cache.cache().insert(1, 100);
+    /// assert_eq!(cache.get(&1).await, Ok(100));
+    /// # }
+    /// ```
+    pub fn cache(&self) -> &TtlCache<K, V, S> {
+        &self.cache
+    }
+
+    /// A live value (a hit), starting a refresh if it is stale.
+    fn read<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let (value, stale) = self.cache.read(hash, key)?;
+        if stale && !self.cache.is_loading(hash, key) && self.remembered_error(key).is_none() {
+            self.start_refresh(hash, key.to_owned());
+        }
+        Some(value)
+    }
+
+    fn start_refresh(&self, hash: u64, key: K) {
+        if let Some(leader) = self.cache.start_refresh(hash, key.clone()) {
+            self.spawn(leader, key);
+        }
+    }
+
+    fn remembered_error<Q>(&self, key: &Q) -> Option<LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shared.errors.as_ref()?.peek(key)
+    }
+
+    fn spawn(&self, leader: Leader<K, V, S>, key: K) {
+        let this = self.clone();
+        drop(self.shared.runtime.spawn(async move {
+            // The outcome reaches the callers through the flight.
+            let _ = this.run(leader, key).await;
+        }));
+    }
+
+    /// Runs one load: waits for a permit, calls the loader within the timeout, catches a
+    /// panic, remembers a failure (with `error_ttl`), then stores and shares the outcome.
+    async fn run(&self, leader: Leader<K, V, S>, key: K) -> Result<V, LoadError<E>> {
+        let _permit = match &self.shared.permits {
+            Some(permits) => Some(
+                Arc::clone(permits)
+                    .acquire_owned()
+                    .await
+                    .expect("the load semaphore is never closed"),
+            ),
+            None => None,
+        };
+        let started = self.cache.now();
+        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
+        let load = async {
+            match catch_panic(async { (self.shared.loader)(key).await }).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(LoadError::Failed(Arc::new(error))),
+                Err(()) => Err(LoadError::Panicked),
+            }
+        };
+        let result = match self.shared.load_timeout {
+            Some(limit) => tokio::time::timeout(limit, load)
+                .await
+                .unwrap_or(Err(LoadError::TimedOut)),
+            None => load.await,
+        };
+        self.cache
+            .record_load(result.is_ok(), self.cache.now().since(started));
+        if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
+            match &result {
+                Ok(_) => drop(errors.remove(&key)),
+                Err(error) => errors.insert(key, error.clone()),
+            }
+        }
+        leader.land(match &result {
+            Ok(value) => Outcome::Loaded(value.clone()),
+            Err(error) => Outcome::Failed(Arc::new(error.clone())),
+        });
+        result
+    }
+}
+
+impl<K, V, E, S> Clone for LoadingCache<K, V, E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K, V, E, S> fmt::Debug for LoadingCache<K, V, E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadingCache")
+            .field("cache", &self.cache)
+            .field("load_timeout", &self.shared.load_timeout)
+            .field("error_ttl", &self.shared.errors.is_some())
+            .finish_non_exhaustive()
+    }
+}
