@@ -237,3 +237,65 @@ fn eviction_racing_inserts_and_gets_reports_each_entry_once_and_keeps_the_bound(
         }
     });
 }
+
+#[test]
+fn a_refresh_completing_while_its_key_is_invalidated_never_writes() {
+    use ttlcache::loom_access::start_refresh;
+    model(|| {
+        let (cache, log) = logged_cache(None, None);
+        cache.insert(1, 10);
+        let refresh = start_refresh(&cache, 1).expect("no load of the key is running");
+        let completer = thread::spawn(move || refresh.complete(11));
+        cache.remove(&1);
+        completer.join().unwrap();
+        // Whichever came first, the invalidation wins: the key is gone.
+        assert!(!cache.contains_key(&1));
+        let reports = log.lock().unwrap().clone();
+        assert_eq!(reports.last().map(|r| r.2), Some(RemovalCause::Explicit));
+    });
+}
+
+#[test]
+fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
+    use ttlcache::loom_access::start_refresh;
+    model(|| {
+        let (cache, _log) = logged_cache(None, None);
+        cache.insert(1, 10);
+        let refresh = start_refresh(&cache, 1).expect("no load of the key is running");
+        let completer = thread::spawn(move || refresh.complete(11));
+        cache.insert(1, 20);
+        completer.join().unwrap();
+        assert_eq!(cache.peek(&1), Some(20));
+    });
+}
+
+#[test]
+fn two_stale_reads_racing_to_refresh_start_one() {
+    use ttlcache::loom_access::start_refresh;
+    model(|| {
+        let (cache, _log) = logged_cache(None, None);
+        cache.insert(1, 10);
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || start_refresh(&cache, 1))
+        };
+        let mine = start_refresh(&cache, 1);
+        let theirs = other.join().unwrap();
+        assert!(
+            mine.is_some() != theirs.is_some(),
+            "exactly one refresh starts"
+        );
+        let refresh = mine.or(theirs).unwrap();
+        assert_eq!(
+            cache.peek(&1),
+            Some(10),
+            "the old value stays live meanwhile"
+        );
+        refresh.complete(11);
+        assert_eq!(cache.peek(&1), Some(11));
+        assert!(
+            start_refresh(&cache, 1).is_some(),
+            "the next refresh may start"
+        );
+    });
+}

@@ -53,6 +53,9 @@ mod error;
 mod flight;
 #[cfg(feature = "tokio")]
 mod loading;
+#[cfg(ttlcache_loom)]
+#[doc(hidden)]
+pub mod loom_access;
 mod policy;
 mod removal;
 mod shard;

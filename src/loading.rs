@@ -189,7 +189,7 @@ where
                 Start::Wait(_, flight) => (flight, false),
                 Start::Lead(leader) if run_here => return self.run(leader, key).await,
                 Start::Lead(leader) => {
-                    let flight = Arc::clone(leader.flight());
+                    let flight = crate::sync::Arc::clone(leader.flight());
                     self.spawn(leader, key.clone());
                     (flight, true)
                 }

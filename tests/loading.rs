@@ -140,7 +140,10 @@ async fn a_cancelled_caller_does_not_cancel_the_load_and_its_value_is_cached() {
     let calls = Calls::default();
     let cache = counting(&calls, Duration::from_millis(100), plain);
     let impatient = tokio::time::timeout(Duration::from_millis(10), cache.get(&2)).await;
-    assert!(impatient.is_err(), "the caller gave up before the load finished");
+    assert!(
+        impatient.is_err(),
+        "the caller gave up before the load finished"
+    );
     sleep(Duration::from_millis(200)).await;
     assert_eq!(cache.get_if_present(&2), Some(20));
     assert_eq!(calls.count(), 1);
@@ -164,7 +167,11 @@ async fn fifty_stale_reads_return_at_once_and_start_exactly_one_reload() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     sleep(Duration::from_millis(150)).await;
     assert_eq!(calls.count(), 2, "one reload for fifty stale reads");
-    assert_eq!(cache.get(&1).await, Ok(11), "the reload's value replaced the old one");
+    assert_eq!(
+        cache.get(&1).await,
+        Ok(11),
+        "the reload's value replaced the old one"
+    );
     // The reload restarted the entry's time to live: it outlives the first write's 10s.
     advance(Duration::from_secs(8)).await;
     assert_eq!(cache.get_if_present(&1), Some(11));
@@ -194,7 +201,11 @@ async fn a_failed_refresh_keeps_the_old_value_until_its_ttl_then_the_failure_sho
     assert_eq!(cache.get(&1).await, Ok(1), "stale, and a refresh starts");
     tokio::task::yield_now().await;
     assert_eq!(cache.cache().stats().load_failures, 1);
-    assert_eq!(cache.get(&1).await, Ok(1), "the old value is kept after the failure");
+    assert_eq!(
+        cache.get(&1).await,
+        Ok(1),
+        "the old value is kept after the failure"
+    );
     advance(Duration::from_secs(4)).await;
     match cache.get(&1).await {
         Err(LoadError::Failed(error)) => assert_eq!(*error, "backend down"),
@@ -216,7 +227,11 @@ async fn an_invalidation_during_a_refresh_wins() {
     cache.invalidate(&1);
     sleep(Duration::from_secs(2)).await;
     assert_eq!(calls.count(), 2, "the refresh ran");
-    assert_eq!(cache.get_if_present(&1), None, "but did not bring the entry back");
+    assert_eq!(
+        cache.get_if_present(&1),
+        None,
+        "but did not bring the entry back"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -337,7 +352,8 @@ async fn refresh_after_not_before_the_ttl_is_refused_naming_both() {
 #[tokio::test]
 async fn settings_that_cannot_work_are_refused() {
     let loader = |key: u64| async move { Ok::<_, String>(key) };
-    let refused = |builder: ttlcache::CacheBuilder<u64, u64>| builder.build_loading(loader).unwrap_err();
+    let refused =
+        |builder: ttlcache::CacheBuilder<u64, u64>| builder.build_loading(loader).unwrap_err();
     assert_eq!(
         refused(TtlCache::builder().refresh_after(Duration::ZERO)),
         BuildError::ZeroDuration {
@@ -358,7 +374,12 @@ async fn settings_that_cannot_work_are_refused() {
         .error_ttl(Duration::from_secs(1))
         .build()
         .unwrap_err();
-    assert_eq!(plain, BuildError::LoadingOnly { setting: "error_ttl" });
+    assert_eq!(
+        plain,
+        BuildError::LoadingOnly {
+            setting: "error_ttl"
+        }
+    );
     assert!(plain.to_string().contains("build_loading"));
 }
 
