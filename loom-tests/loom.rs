@@ -238,6 +238,7 @@ fn eviction_racing_inserts_and_gets_reports_each_entry_once_and_keeps_the_bound(
     });
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_refresh_completing_while_its_key_is_invalidated_never_writes() {
     use ttlcache::loom_access::start_refresh;
@@ -255,6 +256,7 @@ fn a_refresh_completing_while_its_key_is_invalidated_never_writes() {
     });
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
     use ttlcache::loom_access::start_refresh;
@@ -269,6 +271,7 @@ fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
     });
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn two_stale_reads_racing_to_refresh_start_one() {
     use ttlcache::loom_access::start_refresh;

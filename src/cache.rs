@@ -660,6 +660,7 @@ where
 
     /// Starts a reload of `key` that leaves its current value live, unless a load of the key
     /// is already pending.
+    #[cfg(feature = "tokio")]
     pub(crate) fn start_refresh(&self, hash: u64, key: K) -> Option<Leader<K, V, S>> {
         let flight = self
             .shard(hash)
@@ -700,6 +701,7 @@ where
     }
 
     /// Whether a load of `key` is pending (under the shard's read lock).
+    #[cfg(feature = "tokio")]
     pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -709,6 +711,7 @@ where
     }
 
     /// Counts a miss of a lookup made through [`read`](Self::read) or [`start`](Self::start).
+    #[cfg(feature = "tokio")]
     pub(crate) fn record_miss(&self) {
         self.inner.counters.miss();
     }
@@ -724,6 +727,7 @@ where
     }
 
     /// The key's hash, as the cache computes it.
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn hash_of<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hash(key)
@@ -950,6 +954,7 @@ where
     S: BuildHasher,
 {
     /// The flight this leader settles, for others to wait on.
+    #[cfg(feature = "tokio")]
     pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
         &self.flight
     }

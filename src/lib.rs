@@ -3,11 +3,12 @@
 //!
 //! [`TtlCache`] keeps hot data in memory with a time to live (sessions, tokens, lookups), and
 //! memoizes expensive computations so that a thousand concurrent requests for one missing key
-//! cause one computation, not a thousand.
+//! cause one computation, not a thousand. [`LoadingCache`] binds the loader at build time,
+//! runs loads as tasks and refreshes entries in the background before they expire.
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `tokio` | yes | [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
+//! | `tokio` | yes | [`LoadingCache`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
 //! | `serde` | no | reserved for snapshots of a cache's live entries |
 //!
 //! # What users rely on
@@ -21,6 +22,9 @@
 //! - **Single flight**: `get_or_*` on a missing key runs `init` once however many threads or
 //!   tasks ask; the others wait for its value. A panicking or cancelled leader hands over to one
 //!   waiter; a recursive call for the same key panics instead of deadlocking.
+//! - **Loads survive their callers** ([`LoadingCache`]): a cancelled caller neither cancels nor
+//!   stalls a load, a panicking loader leaves the cache usable, and a refresh never overwrites
+//!   what was invalidated or replaced meanwhile.
 //! - **Hits are cheap**: a hit takes one shard's read lock, never a write lock or a global one.
 //!
 //! # Example
@@ -53,7 +57,7 @@ mod error;
 mod flight;
 #[cfg(feature = "tokio")]
 mod loading;
-#[cfg(ttlcache_loom)]
+#[cfg(all(ttlcache_loom, feature = "tokio"))]
 #[doc(hidden)]
 pub mod loom_access;
 mod policy;

@@ -462,6 +462,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Whether a load of `key` is pending.
+    #[cfg(feature = "tokio")]
     pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -472,6 +473,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Starts a reload of `key` while its value (if any) stays live, unless a load of it is
     /// already pending; returns the new load's flight.
+    #[cfg(feature = "tokio")]
     pub(crate) fn start_refresh(
         &mut self,
         hash: u64,
