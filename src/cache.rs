@@ -27,7 +27,7 @@ use crate::{
     builder::CacheBuilder,
     climber::Climber,
     clock::{Clock, Now, Tick, Timeline},
-    flight::{self, Flight, Outcome},
+    flight::{self, Flight, Landing, Outcome},
     removal::{Listener, Removals},
     shard::{LoadStart, Shard},
     stats::{CacheStats, Counters},
@@ -670,12 +670,11 @@ where
     }
 
     fn leader(&self, hash: u64, flight: Arc<Flight<V>>) -> Leader<K, V, S> {
-        Leader {
+        let landing = KeyLanding {
             cache: self.clone(),
             hash,
-            flight,
-            settled: false,
-        }
+        };
+        flight::Leader::new(landing, flight)
     }
 
     /// Runs `init` as the leader of a load, then stores and shares what it made.
@@ -685,7 +684,7 @@ where
         E: Send + Sync + 'static,
     {
         let started = self.now();
-        let made = flight::lead(&leader.flight, init).await;
+        let made = flight::lead(leader.flight(), init).await;
         self.record_load(made.is_ok(), self.now().since(started));
         match made {
             Ok(value) => {
@@ -933,40 +932,33 @@ where
     Lead(Leader<K, V, S>),
 }
 
-/// The leader of a load: stores and shares its outcome, or abandons the flight when dropped
-/// unsettled (a panic in `init`, a cancelled future, a spawned load that never ran).
-pub(crate) struct Leader<K, V, S>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: BuildHasher,
-{
+/// The leader of a load of one of the cache's keys.
+pub(crate) type Leader<K, V, S> = flight::Leader<KeyLanding<K, V, S>, V>;
+
+/// Where a load of one key lands: the key's shard.
+pub(crate) struct KeyLanding<K, V, S> {
     cache: TtlCache<K, V, S>,
     hash: u64,
-    flight: Arc<Flight<V>>,
-    settled: bool,
 }
 
-impl<K, V, S> Leader<K, V, S>
+impl<K, V, S> Landing<V> for KeyLanding<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// The flight this leader settles, for others to wait on.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
-        &self.flight
-    }
+    type Receipt<'a>
+        = Removals<'a, K, V>
+    where
+        Self: 'a;
 
-    /// Stores a loaded value (unless a write detached the load) and settles the flight.
-    pub(crate) fn land(mut self, outcome: Outcome<V>) {
+    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Removals<'a, K, V> {
         let cache = &self.cache;
         let now = Now::lazy(&cache.inner.timeline);
         let mut removals = cache.removals();
         let unstored_key = {
             let mut shard = cache.shard(self.hash).write();
-            match (shard.finish_load(self.hash, &self.flight), &outcome) {
+            match (shard.finish_load(self.hash, flight), outcome) {
                 (Some(key), Outcome::Loaded(value)) => {
                     let weight = cache.weigh(&key, value);
                     let ttl = cache.inner.time_to_live;
@@ -987,29 +979,16 @@ where
             }
         };
         drop(unstored_key);
-        self.flight.settle(outcome);
-        self.settled = true;
-        // `removals` is reported now, after the waiters were released.
+        removals
     }
-}
 
-impl<K, V, S> Drop for Leader<K, V, S>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: BuildHasher,
-{
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
+    fn abandon(&self, flight: &Arc<Flight<V>>) {
         let key = self
             .cache
             .shard(self.hash)
             .write()
-            .finish_load(self.hash, &self.flight);
+            .finish_load(self.hash, flight);
         drop(key);
-        self.flight.settle(Outcome::Abandoned);
     }
 }
 

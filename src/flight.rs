@@ -198,6 +198,63 @@ pub(crate) async fn lead<V, F: Future>(flight: &Arc<Flight<V>>, init: F) -> F::O
     .await
 }
 
+/// Where a leader's load lands: the store its value goes into, and the pending load it ends.
+pub(crate) trait Landing<V> {
+    /// What storing left to do once the flight has settled: for a cache, reporting what the
+    /// store evicted, after the waiters are released.
+    type Receipt<'a>
+    where
+        Self: 'a;
+
+    /// Ends `flight`'s pending load and, unless a write detached it (rule 5), stores a
+    /// loaded value.
+    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Self::Receipt<'a>;
+
+    /// Ends `flight`'s pending load without storing anything.
+    fn abandon(&self, flight: &Arc<Flight<V>>);
+}
+
+/// The leader of a load: settles its flight exactly once (rule 2), storing the outcome
+/// through its [`Landing`] first (rule 3), or abandons the flight when dropped unsettled: a
+/// panic in `init`, a cancelled future, a spawned load that never ran (rule 4).
+pub(crate) struct Leader<L: Landing<V>, V> {
+    landing: L,
+    flight: Arc<Flight<V>>,
+    settled: bool,
+}
+
+impl<L: Landing<V>, V> Leader<L, V> {
+    pub(crate) fn new(landing: L, flight: Arc<Flight<V>>) -> Self {
+        Self {
+            landing,
+            flight,
+            settled: false,
+        }
+    }
+
+    /// The flight this leader settles, for others to wait on.
+    pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
+        &self.flight
+    }
+
+    /// Stores the outcome (unless a write detached the load), then settles the flight.
+    pub(crate) fn land(mut self, outcome: Outcome<V>) {
+        let receipt = self.landing.store(&self.flight, &outcome);
+        self.flight.settle(outcome);
+        self.settled = true;
+        drop(receipt);
+    }
+}
+
+impl<L: Landing<V>, V> Drop for Leader<L, V> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.landing.abandon(&self.flight);
+            self.flight.settle(Outcome::Abandoned);
+        }
+    }
+}
+
 /// Polls `future` to completion, turning a panic in any poll into `Err` (the panic has been
 /// reported by the panic hook, as usual).
 #[cfg(feature = "tokio")]
