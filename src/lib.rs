@@ -55,6 +55,7 @@ mod climber;
 mod clock;
 mod error;
 mod flight;
+mod lazy;
 #[cfg(feature = "tokio")]
 mod loading;
 #[cfg(all(ttlcache_loom, feature = "tokio"))]
@@ -73,6 +74,7 @@ pub use cache::TtlCache;
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, LoadError};
+pub use lazy::{AsyncLazy, AsyncLazyBuilder};
 #[cfg(feature = "tokio")]
 pub use loading::LoadingCache;
 pub use removal::RemovalCause;

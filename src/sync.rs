@@ -192,3 +192,62 @@ pub(crate) fn parallelism() -> usize {
         *PARALLELISM.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
 }
+
+/// A shared `Option<Arc<T>>` that readers load without a lock (arc-swap), and writers
+/// replace whole. Under loom, a mutex stands in for arc-swap, whose own correctness is not
+/// this crate's to model.
+pub(crate) struct ArcCell<T> {
+    #[cfg(not(ttlcache_loom))]
+    inner: arc_swap::ArcSwapOption<T>,
+    #[cfg(ttlcache_loom)]
+    inner: loom::sync::Mutex<Option<std::sync::Arc<T>>>,
+}
+
+impl<T> ArcCell<T> {
+    pub(crate) fn empty() -> Self {
+        Self {
+            #[cfg(not(ttlcache_loom))]
+            inner: arc_swap::ArcSwapOption::empty(),
+            #[cfg(ttlcache_loom)]
+            inner: loom::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `read` on the current value. Takes no lock and no reference count: `read` must
+    /// not block.
+    #[inline]
+    pub(crate) fn read<R>(&self, read: impl FnOnce(Option<&T>) -> R) -> R {
+        #[cfg(not(ttlcache_loom))]
+        return read(self.inner.load().as_deref());
+        #[cfg(ttlcache_loom)]
+        return read(
+            self.inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_deref(),
+        );
+    }
+
+    /// Replaces the value; the old one is dropped once no reader holds it.
+    pub(crate) fn store(&self, value: Option<std::sync::Arc<T>>) {
+        #[cfg(not(ttlcache_loom))]
+        self.inner.store(value);
+        #[cfg(ttlcache_loom)]
+        {
+            let old = std::mem::replace(
+                &mut *self
+                    .inner
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                value,
+            );
+            drop(old);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ArcCell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArcCell").finish_non_exhaustive()
+    }
+}
