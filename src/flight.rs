@@ -257,7 +257,6 @@ impl<L: Landing<V>, V> Drop for Leader<L, V> {
 
 /// Polls `future` to completion, turning a panic in any poll into `Err` (the panic has been
 /// reported by the panic hook, as usual).
-#[cfg(feature = "tokio")]
 pub(crate) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, ()> {
     let mut future = pin!(future);
     poll_fn(|cx| {
@@ -398,7 +397,6 @@ mod tests {
         assert!(!flight.is_led_by_this_thread());
     }
 
-    #[cfg(feature = "tokio")]
     #[test]
     fn a_panicking_future_is_caught_as_an_error() {
         assert_eq!(block_on(catch_panic(async { 5 })), Ok(5));

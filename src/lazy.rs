@@ -21,14 +21,10 @@
 //!    tick of the last handle being dropped; a failure makes it retry sooner, backing off
 //!    exponentially with jitter up to the period, and never ends it.
 
-use std::{
-    convert::Infallible,
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::{convert::Infallible, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+#[cfg(any(feature = "tokio", ttlcache_loom))]
+use std::sync::Weak;
 
 use crate::{
     clock::{Clock, SystemClock, Tick, Timeline},
@@ -71,7 +67,7 @@ pub struct AsyncLazy<T, E = Infallible> {
     shared: Arc<Shared<T, E>>,
 }
 
-struct Shared<T, E> {
+pub(crate) struct Shared<T, E> {
     init: Init<T, E>,
     value: ArcCell<Loaded<T>>,
     pending: Mutex<Option<sync::Arc<Flight<Arc<T>>>>>,
@@ -101,7 +97,7 @@ enum Current<T> {
 }
 
 /// The leader of the lazy's load.
-type Leader<T, E> = flight::Leader<Arc<Shared<T, E>>, Arc<T>>;
+pub(crate) type Leader<T, E> = flight::Leader<Arc<Shared<T, E>>, Arc<T>>;
 
 impl<T> AsyncLazy<T, Infallible>
 where
@@ -430,11 +426,8 @@ where
                 match &*pending {
                     Some(flight) => (sync::Arc::clone(flight), None),
                     None => {
-                        let flight = Flight::new();
-                        *pending = Some(sync::Arc::clone(&flight));
-                        let leader =
-                            Leader::new(Arc::clone(&self.shared), sync::Arc::clone(&flight));
-                        (flight, Some(leader))
+                        let leader = self.begin_load(&mut pending);
+                        (sync::Arc::clone(leader.flight()), Some(leader))
                     }
                 }
             };
@@ -478,14 +471,36 @@ where
                 if pending.is_some() {
                     return;
                 }
-                let flight = Flight::new();
-                *pending = Some(sync::Arc::clone(&flight));
-                Leader::new(Arc::clone(&self.shared), flight)
+                self.begin_load(&mut pending)
             };
             // A runtime was found above; should it shut down meanwhile, the leader is dropped
             // and the load abandoned, which the next read notices.
             drop(self.spawn(leader));
         }
+    }
+
+    /// Registers a new pending load, under the `pending` lock the caller holds (rule 2).
+    fn begin_load(&self, pending: &mut Option<sync::Arc<Flight<Arc<T>>>>) -> Leader<T, E> {
+        let flight = Flight::new();
+        *pending = Some(sync::Arc::clone(&flight));
+        Leader::new(Arc::clone(&self.shared), flight)
+    }
+
+    /// Starts a load unless one is pending; the caller lands it (for the loom models).
+    #[cfg(ttlcache_loom)]
+    pub(crate) fn start_load(&self) -> Option<Leader<T, E>> {
+        let mut pending = self.shared.pending.lock();
+        if pending.is_some() {
+            return None;
+        }
+        Some(self.begin_load(&mut pending))
+    }
+
+    /// A weak reference to the shared state, as the `refresh_every` task holds (for the loom
+    /// models).
+    #[cfg(ttlcache_loom)]
+    pub(crate) fn downgrade(&self) -> Weak<Shared<T, E>> {
+        Arc::downgrade(&self.shared)
     }
 
     /// Runs the load as a task on a tokio runtime, or hands the leader back if there is none.
@@ -779,21 +794,32 @@ where
             failures => jitter.spread(retry_delay(period, failures)),
         };
         tokio::time::sleep(delay).await;
-        let Some(shared) = shared.upgrade() else {
-            return;
+        failures = match tick(&shared).await {
+            None => return,
+            Some(true) => 0,
+            Some(false) => failures.saturating_add(1),
         };
-        let lazy = AsyncLazy { shared };
-        failures = match lazy.refresh().await {
-            Ok(_) => 0,
-            Err(_) => failures.saturating_add(1),
-        };
-        // No strong reference is held across the sleep.
-        drop(lazy);
     }
+}
+
+/// One tick of the `refresh_every` task: reloads, if any handle is left. Returns whether the
+/// reload succeeded, or `None` if the lazy is gone. The strong reference it takes lives only
+/// as long as the reload.
+#[cfg(any(feature = "tokio", ttlcache_loom))]
+pub(crate) async fn tick<T, E>(shared: &Weak<Shared<T, E>>) -> Option<bool>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    let lazy = AsyncLazy {
+        shared: shared.upgrade()?,
+    };
+    Some(lazy.refresh().await.is_ok())
 }
 
 /// How long to wait after `failures` failures in a row: a sixteenth of the period, doubled
 /// with each further failure, up to the period.
+#[cfg(feature = "tokio")]
 fn retry_delay(period: Duration, failures: u32) -> Duration {
     let first = (period / 16).max(Duration::from_millis(1));
     first
@@ -803,10 +829,10 @@ fn retry_delay(period: Duration, failures: u32) -> Duration {
 
 /// Spreads delays by up to a quarter either way, so that many lazies failing together do not
 /// retry together.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[cfg(feature = "tokio")]
 struct Jitter(u64);
 
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[cfg(feature = "tokio")]
 impl Jitter {
     fn seeded() -> Self {
         let nanos = std::time::SystemTime::now()
@@ -855,7 +881,7 @@ impl<T, E> fmt::Debug for AsyncLazyBuilder<T, E> {
     }
 }
 
-#[cfg(all(test, not(ttlcache_loom)))]
+#[cfg(all(test, feature = "tokio", not(ttlcache_loom)))]
 mod tests {
     use super::*;
 
