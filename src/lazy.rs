@@ -21,7 +21,15 @@
 //!    tick of the last handle being dropped; a failure makes it retry sooner, backing off
 //!    exponentially with jitter up to the period, and never ends it.
 
-use std::{convert::Infallible, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 #[cfg(any(feature = "tokio", ttlcache_loom))]
 use std::sync::Weak;
@@ -94,6 +102,54 @@ enum Current<T> {
     Stale(Arc<T>),
     /// Never loaded, invalidated, or past its time to live.
     Missing,
+}
+
+/// The future of [`AsyncLazy::try_get`]: small, so that a fresh value costs no more than the
+/// check itself; the load (a larger future) is boxed only when there is none.
+struct TryGet<'a, T, E> {
+    lazy: &'a AsyncLazy<T, E>,
+    loading: Option<Pin<Box<dyn Future<Output = Result<Arc<T>, LoadError<E>>> + Send + 'a>>>,
+}
+
+impl<T, E> Future for TryGet<'_, T, E>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = Result<Arc<T>, LoadError<E>>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let lazy = self.lazy;
+        let loading = match &mut self.loading {
+            Some(loading) => loading,
+            None => match lazy.current() {
+                Current::Fresh(value) => return Poll::Ready(Ok(value)),
+                Current::Stale(value) => {
+                    lazy.refresh_in_background();
+                    return Poll::Ready(Ok(value));
+                }
+                Current::Missing => self.loading.insert(Box::pin(lazy.load(false))),
+            },
+        };
+        loading.as_mut().poll(cx)
+    }
+}
+
+/// The future of [`AsyncLazy::get`]: [`TryGet`], for an initializer that cannot fail.
+struct Get<'a, T>(TryGet<'a, T, Infallible>);
+
+impl<T: Send + Sync + 'static> Future for Get<'_, T> {
+    type Output = Arc<T>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<T>> {
+        Pin::new(&mut self.0).poll(cx).map(|loaded| match loaded {
+            Ok(value) => value,
+            Err(LoadError::Failed(never)) => match *never {},
+            Err(_) => panic!("ttlcache: the AsyncLazy initializer panicked"),
+        })
+    }
 }
 
 /// The leader of the lazy's load.
@@ -170,12 +226,11 @@ where
     /// assert_eq!(*answer.get().await, 42);
     /// # }
     /// ```
-    pub async fn get(&self) -> Arc<T> {
-        match self.try_get().await {
-            Ok(value) => value,
-            Err(LoadError::Failed(never)) => match *never {},
-            Err(_) => panic!("ttlcache: the AsyncLazy initializer panicked"),
-        }
+    pub fn get(&self) -> impl Future<Output = Arc<T>> + Send + '_ {
+        Get(TryGet {
+            lazy: self,
+            loading: None,
+        })
     }
 }
 
@@ -246,14 +301,10 @@ where
     /// assert!(lazy.try_get().await.is_err());
     /// # }
     /// ```
-    pub async fn try_get(&self) -> Result<Arc<T>, LoadError<E>> {
-        match self.current() {
-            Current::Fresh(value) => Ok(value),
-            Current::Stale(value) => {
-                self.refresh_in_background();
-                Ok(value)
-            }
-            Current::Missing => self.load(false).await,
+    pub fn try_get(&self) -> impl Future<Output = Result<Arc<T>, LoadError<E>>> + Send + '_ {
+        TryGet {
+            lazy: self,
+            loading: None,
         }
     }
 
