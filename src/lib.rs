@@ -5,10 +5,11 @@
 //! memoizes expensive computations so that a thousand concurrent requests for one missing key
 //! cause one computation, not a thousand. [`LoadingCache`] binds the loader at build time,
 //! runs loads as tasks and refreshes entries in the background before they expire.
+//! [`AsyncLazy`] holds one value (configuration, keys), loaded on first use and kept fresh.
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `tokio` | yes | [`LoadingCache`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
+//! | `tokio` | yes | [`LoadingCache`]; background loads, `refresh_every` and `subscribe` of [`AsyncLazy`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
 //! | `serde` | no | reserved for snapshots of a cache's live entries |
 //!
 //! # What users rely on
