@@ -13,18 +13,9 @@ use std::{
 use tokio::time::{advance, sleep};
 use ttlcache::{AsyncLazy, BuildError, LoadError, TokioClock};
 
-/// Counts the initializer's calls.
-#[derive(Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
+mod common;
 
-impl Calls {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-    fn record(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst)
-    }
-}
+use common::Calls;
 
 /// An initializer that takes `delay` and returns how many calls came before it.
 fn counting(

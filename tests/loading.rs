@@ -12,20 +12,9 @@ use std::{
 use tokio::time::{advance, sleep};
 use ttlcache::{BuildError, LoadError, LoadingCache, TokioClock, TtlCache};
 
-/// Counts the loader's calls.
-#[derive(Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
+mod common;
 
-impl Calls {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Records a call; returns how many came before it.
-    fn record(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst)
-    }
-}
+use common::Calls;
 
 /// A cache whose loader takes `delay` and answers `key * 10 + the calls before it`, so a
 /// reload gives a new value.
