@@ -290,7 +290,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// For a [`LoadingCache`](crate::LoadingCache): an entry older than this (since its write)
     /// is reloaded in the background when it is read, while readers keep getting the current
-    /// value. Must be shorter than `time_to_live`.
+    /// value. The reloaded value gets the cache's `time_to_live` afresh. Must be shorter than
+    /// `time_to_live`.
     ///
     /// # Examples
     ///
@@ -459,8 +460,9 @@ where
     ///
     /// As [`build`](Self::build) (but for `LoadingOnly`), and [`BuildError::ZeroDuration`] for
     /// a zero `refresh_after` or `load_timeout`, [`BuildError::RefreshNotBeforeExpiry`] if
-    /// `refresh_after >= time_to_live`, [`BuildError::ZeroConcurrentLoads`], and
-    /// [`BuildError::NoTokioRuntime`] outside a tokio runtime.
+    /// `refresh_after >= time_to_live`, [`BuildError::ZeroConcurrentLoads`],
+    /// [`BuildError::NoTokioRuntime`] outside a tokio runtime, and [`BuildError::NoTokioTimer`]
+    /// for `load_timeout` in a runtime without its timer.
     ///
     /// # Examples
     ///
@@ -491,6 +493,11 @@ where
                 setting: "build_loading",
             })?;
         let (settings, loading) = self.checked()?;
+        if loading.load_timeout.is_some() && !crate::clock::tokio_timer_enabled() {
+            return Err(BuildError::NoTokioTimer {
+                setting: "load_timeout",
+            });
+        }
         Ok(crate::LoadingCache::new(settings, loading, runtime, loader))
     }
 }

@@ -606,7 +606,10 @@ where
     {
         loop {
             let flight = match self.start(hash, key) {
-                Start::Hit(value) => return Ok(value),
+                Start::Hit(value) => {
+                    self.inner.counters.hit();
+                    return Ok(value);
+                }
                 Start::Lead(leader) => {
                     self.inner.counters.miss();
                     return self.lead(leader, init).await;
@@ -633,12 +636,13 @@ where
         }
     }
 
-    /// Finds the key's live value (a hit, counted), the load to wait for, or starts a load
-    /// that the caller now leads (`flight.rs`).
+    /// Finds the key's live value, the load to wait for, or starts a load that the caller now
+    /// leads (`flight.rs`). Counts nothing: the caller decides what the lookup was.
     ///
     /// # Panics
     ///
-    /// If the load to wait for is led by this thread: a recursive load of the same key.
+    /// If the load to wait for is led by this thread: a recursive load of the same key, from
+    /// a `get_or_*` `init` or a `LoadingCache` loader.
     pub(crate) fn start(&self, hash: u64, key: K) -> Start<K, V, S> {
         let now = Now::lazy(&self.inner.timeline);
         let start = self
@@ -646,10 +650,7 @@ where
             .write()
             .start_load(hash, key, &now, &self.inner.hasher);
         match start {
-            LoadStart::Hit(value) => {
-                self.inner.counters.hit();
-                Start::Hit(value)
-            }
+            LoadStart::Hit(value) => Start::Hit(value),
             LoadStart::Wait(key, flight) => {
                 assert!(!flight.is_led_by_this_thread(), "{RECURSIVE_LOAD}");
                 Start::Wait(key, flight)
@@ -659,14 +660,33 @@ where
     }
 
     /// Starts a reload of `key` that leaves its current value live, unless a load of the key
-    /// is already pending.
+    /// is already pending, or, with `only_if_stale`, unless its entry is live and due for a
+    /// refresh (checked under the lock: a refresh that just landed is not repeated).
     #[cfg(feature = "tokio")]
-    pub(crate) fn start_refresh(&self, hash: u64, key: K) -> Option<Leader<K, V, S>> {
-        let flight = self
-            .shard(hash)
-            .write()
-            .start_refresh(hash, key, &self.inner.hasher)?;
+    pub(crate) fn start_refresh(
+        &self,
+        hash: u64,
+        key: K,
+        only_if_stale: bool,
+    ) -> Option<Leader<K, V, S>> {
+        let now = Now::lazy(&self.inner.timeline);
+        let flight = self.shard(hash).write().start_refresh(
+            hash,
+            key,
+            only_if_stale.then_some(&now),
+            &self.inner.hasher,
+        )?;
         Some(self.leader(hash, flight))
+    }
+
+    /// Runs `record` under the key's shard lock if `flight`'s load is still pending there: not
+    /// detached by a write. What it records cannot then outlive a write that followed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn while_pending(&self, hash: u64, flight: &Arc<Flight<V>>, record: impl FnOnce()) {
+        let shard = self.shard(hash).write();
+        if shard.is_pending(hash, flight) {
+            record();
+        }
     }
 
     fn leader(&self, hash: u64, flight: Arc<Flight<V>>) -> Leader<K, V, S> {

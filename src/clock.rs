@@ -247,6 +247,13 @@ impl Clock for TokioClock {
     }
 }
 
+/// Whether the current tokio runtime keeps time (was built with `enable_time`): a sleep made
+/// without its timer panics, so one is made, and dropped, under `catch_unwind`.
+#[cfg(feature = "tokio")]
+pub(crate) fn tokio_timer_enabled() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
 /// A point in a cache's time: nanoseconds since the cache's epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Tick(u64);

@@ -58,6 +58,11 @@ pub enum BuildError {
         /// What needs the runtime.
         setting: &'static str,
     },
+    /// Built in a tokio runtime without its timer (`enable_time`), where a setting needs it.
+    NoTokioTimer {
+        /// What needs the timer: `load_timeout` or `refresh_every`.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -96,6 +101,10 @@ impl fmt::Display for BuildError {
             BuildError::NoTokioRuntime { setting } => write!(
                 f,
                 "`{setting}` runs loads on a tokio runtime: call it from within one"
+            ),
+            BuildError::NoTokioTimer { setting } => write!(
+                f,
+                "`{setting}` needs the tokio runtime's timer: build the runtime with `enable_time()`"
             ),
         }
     }

@@ -83,8 +83,18 @@ impl<V> Flight<V> {
                 }
             }
         };
+        // A waker that panics must not keep the others from waking: wake them all, then let
+        // the first panic go on.
+        let mut first_panic = None;
         for (_, waker) in waiters {
-            waker.wake();
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()))
+            {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            std::panic::resume_unwind(payload);
         }
     }
 
@@ -310,6 +320,14 @@ impl<K: Hash + Eq, V> Loads<K, V> {
         self.table
             .insert_unique(hash, pending, |pending| hasher.hash_one(&pending.key));
         flight
+    }
+
+    /// Whether `flight`'s load is still pending (no write detached it).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn contains(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.table
+            .find(hash, |pending| Arc::ptr_eq(&pending.flight, flight))
+            .is_some()
     }
 
     /// Ends `flight`'s load, handing back its key, unless a write detached it (rule 5).

@@ -19,7 +19,8 @@
 //!    a success clears it.
 //! 6. The `refresh_every` task holds only a weak reference between ticks, so it ends within a
 //!    tick of the last handle being dropped; a failure makes it retry sooner, backing off
-//!    exponentially with jitter up to the period, and never ends it.
+//!    exponentially up to the period (each delay spread by a quarter either way), and never
+//!    ends it.
 
 use std::{
     convert::Infallible,
@@ -346,9 +347,13 @@ where
     /// # }
     /// ```
     pub fn invalidate(&self) {
-        let mut pending = self.shared.pending.lock();
-        *pending = None;
-        self.shared.value.store(None);
+        let old = {
+            let mut pending = self.shared.pending.lock();
+            *pending = None;
+            self.shared.value.swap(None)
+        };
+        // Dropped unlocked: the value's `Drop` may call into this lazy.
+        drop(old);
     }
 
     /// Reloads now and returns the new value; readers keep the current value meanwhile. If a
@@ -382,8 +387,9 @@ where
         self.load(true).await
     }
 
-    /// Replaces the value, as if it had just been loaded. A load running meanwhile still
-    /// answers its callers, but its value is not kept.
+    /// Replaces the value, as if it had just been loaded (which also clears
+    /// [`last_error`](Self::last_error)). A load running meanwhile still answers its callers,
+    /// but its value is not kept.
     ///
     /// # Examples
     ///
@@ -396,9 +402,13 @@ where
     /// # }
     /// ```
     pub fn set(&self, value: T) {
-        let mut pending = self.shared.pending.lock();
-        *pending = None;
-        self.shared.keep(Arc::new(value));
+        let loaded_at = self.shared.timeline.now();
+        let replaced = {
+            let mut pending = self.shared.pending.lock();
+            *pending = None;
+            self.shared.keep(Arc::new(value), loaded_at)
+        };
+        drop(replaced);
     }
 
     /// The error of the last load, if it failed; a successful load clears it.
@@ -522,7 +532,8 @@ where
             }
             let leader = {
                 let mut pending = self.shared.pending.lock();
-                if pending.is_some() {
+                // Still stale once locked: a refresh may just have landed.
+                if pending.is_some() || !matches!(self.current(), Current::Stale(_)) {
                     return;
                 }
                 self.begin_load(&mut pending)
@@ -587,23 +598,37 @@ where
     }
 }
 
+/// What keeping a new value replaced, to be dropped once `pending` is unlocked: user `Drop`
+/// code must not run under the lock.
+type Replaced<T, E> = (
+    Option<Arc<Loaded<T>>>,
+    Option<Option<Arc<T>>>,
+    Option<LoadError<E>>,
+);
+
 impl<T, E> Shared<T, E> {
-    /// Keeps `value` as the current one. The caller holds `pending`.
-    fn keep(&self, value: Arc<T>) {
-        let loaded_at = self.timeline.now();
+    /// Keeps `value`, loaded at `loaded_at`, as the current one, then tells subscribers (in
+    /// that order, so a woken subscriber reads the new value). The caller holds `pending`,
+    /// which keeps the notifications in the order of the stores.
+    fn keep(&self, value: Arc<T>, loaded_at: Tick) -> Replaced<T, E> {
         #[cfg(feature = "tokio")]
-        self.updates.send_replace(Some(Arc::clone(&value)));
-        self.value
-            .store(Some(Arc::new(Loaded { value, loaded_at })));
-        *self.last_error.lock() = None;
+        let announced = Some(Arc::clone(&value));
+        let old = self.value.swap(Some(Arc::new(Loaded { value, loaded_at })));
+        #[cfg(feature = "tokio")]
+        let old_announced = Some(self.updates.send_replace(announced));
+        #[cfg(not(feature = "tokio"))]
+        let old_announced = None;
+        let old_error = self.last_error.lock().take();
+        (old, old_announced, old_error)
     }
 
-    /// The runtime loads run on: the one `refresh_every` was built in, or the caller's.
+    /// The runtime loads run on: the caller's, or outside one, the one `refresh_every` was
+    /// built in.
     #[cfg(feature = "tokio")]
     fn runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone())
     }
 }
 
@@ -618,24 +643,28 @@ where
         Self: 'a;
 
     fn store(&self, flight: &sync::Arc<Flight<Arc<T>>>, outcome: &Outcome<Arc<T>>) {
-        let mut pending = self.pending.lock();
-        let current = pending
-            .as_ref()
-            .is_some_and(|pending| sync::Arc::ptr_eq(pending, flight));
-        if !current {
-            // Detached by `invalidate` or `set` (rule 4).
-            return;
-        }
-        *pending = None;
-        match outcome {
-            Outcome::Loaded(value) => self.keep(Arc::clone(value)),
-            Outcome::Failed(error) => {
-                if let Some(error) = error.downcast_ref::<LoadError<E>>() {
-                    *self.last_error.lock() = Some(error.clone());
-                }
+        let loaded_at = self.timeline.now();
+        let replaced = {
+            let mut pending = self.pending.lock();
+            let current = pending
+                .as_ref()
+                .is_some_and(|pending| sync::Arc::ptr_eq(pending, flight));
+            if !current {
+                // Detached by `invalidate` or `set` (rule 4).
+                return;
             }
-            Outcome::Abandoned => {}
-        }
+            *pending = None;
+            match outcome {
+                Outcome::Loaded(value) => self.keep(Arc::clone(value), loaded_at),
+                Outcome::Failed(error) => {
+                    let error = error.downcast_ref::<LoadError<E>>().cloned();
+                    let old_error = std::mem::replace(&mut *self.last_error.lock(), error);
+                    (None, None, old_error)
+                }
+                Outcome::Abandoned => (None, None, None),
+            }
+        };
+        drop(replaced);
     }
 
     fn abandon(&self, flight: &sync::Arc<Flight<Arc<T>>>) {
@@ -725,8 +754,9 @@ where
     }
 
     /// Reload on a timer, in a background task on the runtime `build` is called in, whether
-    /// or not anyone reads. Failures make it retry sooner, backing off exponentially with
-    /// jitter, up to this period; the task ends within a period of the last handle's drop.
+    /// or not anyone reads. Failures make it retry sooner, backing off exponentially up to
+    /// this period (each delay spread by up to a quarter); the task ends within a period of
+    /// the last handle's drop.
     ///
     /// # Examples
     ///
@@ -769,7 +799,7 @@ where
     /// [`BuildError::ZeroDuration`] for a zero `time_to_live`, `refresh_after` or
     /// `refresh_every`; [`BuildError::RefreshNotBeforeExpiry`] if `refresh_after` is not
     /// shorter than `time_to_live`; [`BuildError::NoTokioRuntime`] for `refresh_every`
-    /// outside a tokio runtime.
+    /// outside a tokio runtime, and [`BuildError::NoTokioTimer`] in one without its timer.
     ///
     /// # Examples
     ///
@@ -802,11 +832,15 @@ where
         }
         #[cfg(feature = "tokio")]
         let runtime = match self.refresh_every {
-            Some(_) => Some(tokio::runtime::Handle::try_current().map_err(|_| {
-                BuildError::NoTokioRuntime {
-                    setting: "refresh_every",
+            Some(_) => {
+                let setting = "refresh_every";
+                let runtime = tokio::runtime::Handle::try_current()
+                    .map_err(|_| BuildError::NoTokioRuntime { setting })?;
+                if !crate::clock::tokio_timer_enabled() {
+                    return Err(BuildError::NoTokioTimer { setting });
                 }
-            })?),
+                Some(runtime)
+            }
             None => None,
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -900,9 +934,9 @@ impl Jitter {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        // A factor from 0.75 to 1.25.
+        // A factor from 0.75 to 1.25; a delay too long to spread stays as it is.
         let factor = 0.75 + (self.0 % 1_000) as f64 / 2_000.0;
-        delay.mul_f64(factor)
+        Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(delay)
     }
 }
 
@@ -945,6 +979,15 @@ mod tests {
         let delays: Vec<u64> = (1..=7).map(|n| retry_delay(period, n).as_secs()).collect();
         assert_eq!(delays, [4, 8, 16, 32, 64, 64, 64]);
         assert_eq!(retry_delay(period, u32::MAX), period);
+    }
+
+    #[test]
+    fn jitter_of_the_longest_delay_does_not_overflow() {
+        let mut jitter = Jitter(7);
+        for _ in 0..1_000 {
+            let spread = jitter.spread(Duration::MAX);
+            assert!(spread >= Duration::MAX.mul_f64(0.74));
+        }
     }
 
     #[test]

@@ -4,20 +4,24 @@
 //! pending loads, the same leaders, only run as tasks.
 //!
 //! Rules:
-//! 1. Every load runs as a task on the runtime the cache was built in, owning the load's
-//!    leader. Callers only wait on its flight, so a cancelled caller neither cancels nor stalls
-//!    the load, and the value is stored for the next caller.
+//! 1. Every load runs as a task, on the caller's tokio runtime (outside one, on the runtime the
+//!    cache was built in), owning the load's leader. Callers only wait on its flight, so a
+//!    cancelled caller neither cancels nor stalls the load, and the value is stored for the
+//!    next caller.
 //! 2. The task settles the flight whatever the loader does: its value, its error, `Panicked`
-//!    (a panic in the loader is caught) or `TimedOut`. Only a task that never runs (its runtime
-//!    shut down) abandons it; the caller that spawned it then runs the load itself.
+//!    (a panic in the loader is caught, as is a loader asking for its own key) or `TimedOut`.
+//!    Only a task its runtime drops (it shut down) abandons the flight; the caller that spawned
+//!    it then runs the load itself.
 //! 3. A read of a live entry older than `refresh_after` returns it at once and starts one
 //!    refresh: a load registered for the key while its value stays live. A write to the key
 //!    (an insert, an invalidation) detaches the refresh, so what replaced or removed the entry
 //!    is never overwritten by it. A failed refresh leaves the old value until its time to live.
 //! 4. With `error_ttl`, a failure is stored in a second cache for that long, before its flight
-//!    settles; meanwhile `get` of the key returns it without a load, and no refresh starts.
+//!    settles and only if no write detached the load; meanwhile `get` of the key returns it
+//!    without a load, and no refresh starts.
 //! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
-//!    a fair (first come, first served) semaphore before it calls the loader.
+//!    a fair (first come, first served) semaphore before it calls the loader. (A loader that
+//!    awaits another load of the same cache while all permits are taken waits forever.)
 
 use std::{
     borrow::Borrow,
@@ -36,7 +40,7 @@ use crate::{
     builder::LoadingOptions,
     cache::{Leader, Settings, Start},
     error::LoadError,
-    flight::{Flight, Outcome, catch_panic},
+    flight::{self, Flight, Outcome, catch_panic},
 };
 
 /// A boxed loader future.
@@ -123,9 +127,10 @@ where
             shared: Arc::new(Shared {
                 loader: Box::new(move |key| Box::pin(loader(key))),
                 load_timeout: options.load_timeout,
-                permits: options
-                    .max_concurrent_loads
-                    .map(|permits| Arc::new(Semaphore::new(permits))),
+                permits: options.max_concurrent_loads.map(|permits| {
+                    // Past tokio's limit there is no limit to keep.
+                    Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS)))
+                }),
                 errors,
                 runtime,
             }),
@@ -307,7 +312,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.start_refresh(self.cache.hash_of(key), key.to_owned());
+        self.start_refresh(self.cache.hash_of(key), key.to_owned(), false);
     }
 
     /// The cache underneath, for its other methods: `insert`, `len`, `stats`, `iter`, ...
@@ -336,13 +341,15 @@ where
     {
         let (value, stale) = self.cache.read(hash, key)?;
         if stale && !self.cache.is_loading(hash, key) && self.remembered_error(key).is_none() {
-            self.start_refresh(hash, key.to_owned());
+            self.start_refresh(hash, key.to_owned(), true);
         }
         Some(value)
     }
 
-    fn start_refresh(&self, hash: u64, key: K) {
-        if let Some(leader) = self.cache.start_refresh(hash, key.clone()) {
+    /// Starts a background reload; with `only_if_stale`, only if the entry is still due for
+    /// one once the shard is locked (another reader's refresh may just have landed).
+    fn start_refresh(&self, hash: u64, key: K, only_if_stale: bool) {
+        if let Some(leader) = self.cache.start_refresh(hash, key.clone(), only_if_stale) {
             self.spawn(leader, key);
         }
     }
@@ -355,9 +362,12 @@ where
         self.shared.errors.as_ref()?.peek(key)
     }
 
+    /// Runs the load as a task on the caller's runtime, or outside one, on the runtime the
+    /// cache was built in.
     fn spawn(&self, leader: Leader<K, V, S>, key: K) {
+        let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
         let this = self.clone();
-        drop(self.shared.runtime.spawn(async move {
+        drop(runtime.spawn(async move {
             // The outcome reaches the callers through the flight.
             let _ = this.run(leader, key).await;
         }));
@@ -376,26 +386,33 @@ where
             None => None,
         };
         let started = self.cache.now();
+        let hash = self.cache.hash_of(&key);
         let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
-        let load = async {
-            match catch_panic(async { (self.shared.loader)(key).await }).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(LoadError::Failed(Arc::new(error))),
-                Err(()) => Err(LoadError::Panicked),
+        // Marked as led by whichever thread polls it: a loader that asks for its own key
+        // panics (and its callers get `Panicked`) instead of waiting for itself.
+        let load = flight::lead(leader.flight(), async { (self.shared.loader)(key).await });
+        let limited = async {
+            match self.shared.load_timeout {
+                Some(limit) => tokio::time::timeout(limit, load).await.ok(),
+                None => Some(load.await),
             }
         };
-        let result = match self.shared.load_timeout {
-            Some(limit) => tokio::time::timeout(limit, load)
-                .await
-                .unwrap_or(Err(LoadError::TimedOut)),
-            None => load.await,
+        let result = match catch_panic(limited).await {
+            Ok(Some(Ok(value))) => Ok(value),
+            Ok(Some(Err(error))) => Err(LoadError::Failed(Arc::new(error))),
+            Ok(None) => Err(LoadError::TimedOut),
+            Err(()) => Err(LoadError::Panicked),
         };
         self.cache
             .record_load(result.is_ok(), self.cache.now().since(started));
         if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
             match &result {
                 Ok(_) => drop(errors.remove(&key)),
-                Err(error) => errors.insert(key, error.clone()),
+                // Only while no write detached the load: an `invalidate` that came first
+                // forgets the failure as it forgets the value (rule 4).
+                Err(error) => self.cache.while_pending(hash, leader.flight(), || {
+                    errors.insert(key, error.clone());
+                }),
             }
         }
         leader.land(match &result {

@@ -26,7 +26,7 @@ where
     S: BuildHasher,
 {
     let hash = cache.hash_of(&key);
-    cache.start_refresh(hash, key).map(Refresh)
+    cache.start_refresh(hash, key, false).map(Refresh)
 }
 
 impl<K, V, S> Refresh<K, V, S>

@@ -472,18 +472,32 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Starts a reload of `key` while its value (if any) stays live, unless a load of it is
-    /// already pending; returns the new load's flight.
+    /// already pending, or, given `stale_at`, unless its entry is live and due for a refresh
+    /// then; returns the new load's flight.
     #[cfg(feature = "tokio")]
     pub(crate) fn start_refresh(
         &mut self,
         hash: u64,
         key: K,
+        stale_at: Option<&Now<'_>>,
         hasher: &impl BuildHasher,
     ) -> Option<Arc<Flight<V>>> {
         if self.loads.find(hash, &key).is_some() {
             return None;
         }
+        if let Some(now) = stale_at {
+            let index = self.live(hash, &key, now)?;
+            if !self.slots.get(index).refreshes_at.is_reached(now) {
+                return None;
+            }
+        }
         Some(self.loads.start(hash, key, hasher))
+    }
+
+    /// Whether `flight`'s load of its key is still pending here (not detached by a write).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn is_pending(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.loads.contains(hash, flight)
     }
 
     /// Whether it is time to give the policy's window a new share (`climber.rs`).

@@ -228,21 +228,18 @@ impl<T> ArcCell<T> {
         );
     }
 
-    /// Replaces the value; the old one is dropped once no reader holds it.
-    pub(crate) fn store(&self, value: Option<std::sync::Arc<T>>) {
+    /// Replaces the value; returns the old one, for the caller to drop where it chooses.
+    pub(crate) fn swap(&self, value: Option<std::sync::Arc<T>>) -> Option<std::sync::Arc<T>> {
         #[cfg(not(ttlcache_loom))]
-        self.inner.store(value);
+        return self.inner.swap(value);
         #[cfg(ttlcache_loom)]
-        {
-            let old = std::mem::replace(
-                &mut *self
-                    .inner
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                value,
-            );
-            drop(old);
-        }
+        return std::mem::replace(
+            &mut *self
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            value,
+        );
     }
 }
 

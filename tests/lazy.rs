@@ -454,3 +454,59 @@ fn outside_a_runtime_the_first_caller_loads_and_a_cancelled_one_hands_over() {
     assert_eq!(*block_on(lazy.get()), 11);
     assert_eq!(calls.count(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_woken_subscriber_reads_the_new_value_through_the_lazy_too() {
+    let lazy = AsyncLazy::new(|| async { 1 });
+    let mut updates = lazy.subscribe();
+    lazy.set(2);
+    updates.changed().await.unwrap();
+    assert_eq!(lazy.peek().as_deref(), Some(&2));
+}
+
+/// A value whose `Drop` calls back into the lazy that held it.
+struct CallsBack(Arc<std::sync::OnceLock<AsyncLazy<CallsBack>>>);
+
+impl Drop for CallsBack {
+    fn drop(&mut self) {
+        if let Some(lazy) = self.0.get() {
+            lazy.invalidate();
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_value_is_dropped_outside_the_lazys_locks() {
+    let slot: Arc<std::sync::OnceLock<AsyncLazy<CallsBack>>> = Arc::default();
+    let inner = Arc::clone(&slot);
+    let lazy = AsyncLazy::new(move || {
+        let inner = Arc::clone(&inner);
+        async move { CallsBack(inner) }
+    });
+    slot.set(lazy.clone()).unwrap();
+    lazy.get().await;
+    // Replacing the value drops the old one, whose `Drop` invalidates the lazy: this would
+    // deadlock if it ran under the lazy's lock.
+    lazy.set(CallsBack(Arc::default()));
+    lazy.invalidate();
+    assert!(lazy.peek().is_none());
+}
+
+#[test]
+fn refresh_every_in_a_runtime_without_its_timer_is_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let error = runtime.block_on(async {
+        AsyncLazy::builder(|| async { 1 })
+            .refresh_every(Duration::from_secs(1))
+            .build()
+            .unwrap_err()
+    });
+    assert_eq!(
+        error,
+        BuildError::NoTokioTimer {
+            setting: "refresh_every"
+        }
+    );
+}

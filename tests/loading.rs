@@ -386,7 +386,7 @@ fn building_outside_a_tokio_runtime_is_an_error_not_a_later_panic() {
 }
 
 #[test]
-fn loads_run_on_the_runtime_the_cache_was_built_in_even_when_called_from_another() {
+fn loads_run_on_the_callers_runtime_and_outside_one_on_the_runtime_built_in() {
     let built_in = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -399,10 +399,8 @@ fn loads_run_on_the_runtime_the_cache_was_built_in_even_when_called_from_another
             .build_loading(move |key: u64| {
                 let record = Arc::clone(&record);
                 async move {
-                    record
-                        .lock()
-                        .unwrap()
-                        .push(tokio::runtime::Handle::current().id());
+                    let runtime = tokio::runtime::Handle::current().id();
+                    record.lock().unwrap().push(runtime);
                     Ok::<_, String>(key)
                 }
             })
@@ -413,5 +411,107 @@ fn loads_run_on_the_runtime_the_cache_was_built_in_even_when_called_from_another
         .build()
         .unwrap();
     assert_eq!(other.block_on(cache.get(&1)), Ok(1));
-    assert_eq!(*seen.lock().unwrap(), [built_in.handle().id()]);
+    // Outside any runtime: a thread that drives the future itself.
+    assert_eq!(drive(cache.get(&2)), Ok(2));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [other.handle().id(), built_in.handle().id()]
+    );
+}
+
+/// Drives a future on this thread, outside any runtime.
+fn drive<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = std::pin::pin!(future);
+    loop {
+        let mut cx = std::task::Context::from_waker(&waker);
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_load_timeout_in_a_runtime_without_its_timer_is_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let error = runtime.block_on(async {
+        TtlCache::<u64, u64>::builder()
+            .load_timeout(Duration::from_secs(1))
+            .build_loading(|key: u64| async move { Ok::<_, String>(key) })
+            .unwrap_err()
+    });
+    assert_eq!(
+        error,
+        BuildError::NoTokioTimer {
+            setting: "load_timeout"
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loader_asking_for_its_own_key_fails_instead_of_waiting_forever() {
+    let slot: Arc<std::sync::OnceLock<LoadingCache<u64, u64, String>>> = Arc::default();
+    let inner = Arc::clone(&slot);
+    let cache = TtlCache::builder()
+        .build_loading(move |key: u64| {
+            let inner = Arc::clone(&inner);
+            async move {
+                let itself = inner.get().unwrap();
+                itself.get(&key).await.map_err(|error| error.to_string())
+            }
+        })
+        .unwrap();
+    slot.set(cache.clone()).unwrap();
+    assert_eq!(cache.get(&1).await, Err(LoadError::Panicked));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_a_load_that_an_invalidate_detached_is_not_remembered() {
+    let calls = Calls::default();
+    let loader_calls = calls.clone();
+    let cache = TtlCache::builder()
+        .error_ttl(Duration::from_secs(60))
+        .build_loading(move |_key: u64| {
+            loader_calls.record();
+            async move {
+                sleep(Duration::from_millis(100)).await;
+                Err::<u64, _>("down".to_string())
+            }
+        })
+        .unwrap();
+    let waiter = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get(&1).await }
+    });
+    sleep(Duration::from_millis(10)).await;
+    cache.invalidate(&1);
+    assert!(
+        waiter.await.unwrap().is_err(),
+        "the load's own callers get its error"
+    );
+    assert!(cache.get(&1).await.is_err());
+    assert_eq!(
+        calls.count(),
+        2,
+        "the detached failure was not remembered: the loader ran again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_get_counts_once_in_the_stats() {
+    let calls = Calls::default();
+    let cache = counting(&calls, Duration::from_millis(10), plain);
+    cache.get(&1).await.unwrap();
+    cache.get(&1).await.unwrap();
+    let stats = cache.cache().stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
 }
