@@ -6,7 +6,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Waker},
     time::Duration,
 };
 
@@ -15,7 +15,7 @@ use ttlcache::{AsyncLazy, BuildError, LoadError, TokioClock};
 
 mod common;
 
-use common::Calls;
+use common::{Calls, drive};
 
 /// An initializer that takes `delay` and returns how many calls came before it.
 fn counting(
@@ -404,24 +404,6 @@ async fn an_initializer_asking_for_its_own_value_fails_instead_of_waiting_foreve
     assert_eq!(lazy.try_get().await, Err(LoadError::Panicked));
 }
 
-/// Drives a future on this thread, outside any runtime.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
-
 #[test]
 fn outside_a_runtime_the_first_caller_loads_and_a_cancelled_one_hands_over() {
     let calls = Calls::default();
@@ -449,9 +431,9 @@ fn outside_a_runtime_the_first_caller_loads_and_a_cancelled_one_hands_over() {
     );
     drop(leader);
     // The waiter takes over with a load of its own.
-    assert_eq!(*block_on(waiter), 11);
+    assert_eq!(*drive(waiter), 11);
     assert_eq!(calls.count(), 2);
-    assert_eq!(*block_on(lazy.get()), 11);
+    assert_eq!(*drive(lazy.get()), 11);
     assert_eq!(calls.count(), 2);
 }
 

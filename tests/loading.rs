@@ -14,7 +14,7 @@ use ttlcache::{BuildError, LoadError, LoadingCache, TokioClock, TtlCache};
 
 mod common;
 
-use common::Calls;
+use common::{Calls, drive};
 
 /// A cache whose loader takes `delay` and answers `key * 10 + the calls before it`, so a
 /// reload gives a new value.
@@ -417,25 +417,6 @@ fn loads_run_on_the_callers_runtime_and_outside_one_on_the_runtime_built_in() {
         *seen.lock().unwrap(),
         [other.handle().id(), built_in.handle().id()]
     );
-}
-
-/// Drives a future on this thread, outside any runtime.
-fn drive<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut future = std::pin::pin!(future);
-    loop {
-        let mut cx = std::task::Context::from_waker(&waker);
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]
