@@ -168,8 +168,9 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// The key's hash, as the cache computes it: it picks the shard and the bucket.
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.inner.hasher.hash_one(key)
     }
 
@@ -743,13 +744,6 @@ where
     /// Counts a load that succeeded or failed, and the time it took.
     pub(crate) fn record_load(&self, succeeded: bool, took: Duration) {
         self.inner.counters.load(succeeded, took);
-    }
-
-    /// The key's hash, as the cache computes it.
-    #[cfg(feature = "tokio")]
-    #[inline]
-    pub(crate) fn hash_of<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hash(key)
     }
 
     /// How many entries the cache holds.

@@ -177,7 +177,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let hash = self.cache.hash_of(key);
+        let hash = self.cache.hash(key);
         if let Some(value) = self.read(hash, key) {
             return Ok(value);
         }
@@ -192,10 +192,10 @@ where
             let (flight, led) = match self.cache.start(hash, key.clone()) {
                 Start::Hit(value) => return Ok(value),
                 Start::Wait(_, flight) => (flight, false),
-                Start::Lead(leader) if run_here => return self.run(leader, key).await,
+                Start::Lead(leader) if run_here => return self.run(leader, hash, key).await,
                 Start::Lead(leader) => {
                     let flight = crate::sync::Arc::clone(leader.flight());
-                    self.spawn(leader, key.clone());
+                    self.spawn(leader, hash, key.clone());
                     (flight, true)
                 }
             };
@@ -236,7 +236,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let value = self.read(self.cache.hash_of(key), key);
+        let value = self.read(self.cache.hash(key), key);
         if value.is_none() {
             self.cache.record_miss();
         }
@@ -312,7 +312,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.start_refresh(self.cache.hash_of(key), key.to_owned(), false);
+        self.start_refresh(self.cache.hash(key), key.to_owned(), false);
     }
 
     /// The cache underneath, for its other methods: `insert`, `len`, `stats`, `iter`, ...
@@ -350,7 +350,7 @@ where
     /// one once the shard is locked (another reader's refresh may just have landed).
     fn start_refresh(&self, hash: u64, key: K, only_if_stale: bool) {
         if let Some(leader) = self.cache.start_refresh(hash, key.clone(), only_if_stale) {
-            self.spawn(leader, key);
+            self.spawn(leader, hash, key);
         }
     }
 
@@ -364,18 +364,18 @@ where
 
     /// Runs the load as a task on the caller's runtime, or outside one, on the runtime the
     /// cache was built in.
-    fn spawn(&self, leader: Leader<K, V, S>, key: K) {
+    fn spawn(&self, leader: Leader<K, V, S>, hash: u64, key: K) {
         let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
         let this = self.clone();
         drop(runtime.spawn(async move {
             // The outcome reaches the callers through the flight.
-            let _ = this.run(leader, key).await;
+            let _ = this.run(leader, hash, key).await;
         }));
     }
 
     /// Runs one load: waits for a permit, calls the loader within the timeout, catches a
     /// panic, remembers a failure (with `error_ttl`), then stores and shares the outcome.
-    async fn run(&self, leader: Leader<K, V, S>, key: K) -> Result<V, LoadError<E>> {
+    async fn run(&self, leader: Leader<K, V, S>, hash: u64, key: K) -> Result<V, LoadError<E>> {
         let _permit = match &self.shared.permits {
             Some(permits) => Some(
                 Arc::clone(permits)
@@ -386,7 +386,6 @@ where
             None => None,
         };
         let started = self.cache.now();
-        let hash = self.cache.hash_of(&key);
         let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
         // Marked as led by whichever thread polls it: a loader that asks for its own key
         // panics (and its callers get `Panicked`) instead of waiting for itself.

@@ -25,7 +25,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    let hash = cache.hash_of(&key);
+    let hash = cache.hash(&key);
     cache.start_refresh(hash, key, false).map(Refresh)
 }
 
