@@ -4,7 +4,7 @@ use std::{fmt, hash::RandomState, time::Duration};
 
 use crate::{
     cache::{Settings, TtlCache, Weigher},
-    clock::{Clock, SystemClock},
+    clock::{Clock, TimeSource},
     error::BuildError,
     removal::{Listener, RemovalCause},
     sync::parallelism,
@@ -41,7 +41,7 @@ pub struct CacheBuilder<K, V, S = RandomState> {
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
     shards: Option<usize>,
-    clock: Option<std::sync::Arc<dyn Clock>>,
+    clock: TimeSource,
     listener: Option<Listener<K, V>>,
     hasher: S,
     loading: LoadingOptions,
@@ -78,7 +78,7 @@ impl<K, V> CacheBuilder<K, V> {
             time_to_live: None,
             time_to_idle: None,
             shards: None,
-            clock: None,
+            clock: TimeSource::default(),
             listener: None,
             hasher: RandomState::new(),
             loading: LoadingOptions::default(),
@@ -205,7 +205,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The clock expiry reads; by default [`SystemClock`].
+    /// The clock expiry reads; by default [`SystemClock`](crate::SystemClock).
     ///
     /// # Examples
     ///
@@ -215,7 +215,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// # drop(cache);
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(std::sync::Arc::new(clock));
+        self.clock = TimeSource::of(clock);
         self
     }
 
@@ -435,9 +435,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             time_to_live: self.time_to_live,
             time_to_idle: self.time_to_idle,
             refresh_after: loading.refresh_after,
-            clock: self
-                .clock
-                .unwrap_or_else(|| std::sync::Arc::new(SystemClock)),
+            clock: self.clock,
             listener: self.listener,
             hasher: self.hasher,
         };
@@ -524,7 +522,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for CacheBuilder<K, V, S> {
             .field("time_to_live", &self.time_to_live)
             .field("time_to_idle", &self.time_to_idle)
             .field("shards", &self.shards)
-            .field("clock", &self.clock.is_some())
+            .field("clock", &self.clock)
             .field("eviction_listener", &self.listener.is_some())
             .field("hasher", &self.hasher)
             .field("loading", &self.loading)

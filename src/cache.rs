@@ -26,7 +26,7 @@ use crossbeam_utils::CachePadded;
 use crate::{
     builder::CacheBuilder,
     climber::Climber,
-    clock::{Clock, Now, Tick, Timeline},
+    clock::{Now, Tick, TimeSource, Timeline},
     flight::{self, Flight, Landing, Outcome},
     removal::{Listener, Removals},
     shard::{LoadStart, Shard},
@@ -85,7 +85,7 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) time_to_idle: Option<Duration>,
     pub(crate) refresh_after: Option<Duration>,
-    pub(crate) clock: std::sync::Arc<dyn Clock>,
+    pub(crate) clock: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) hasher: S,
 }

@@ -36,7 +36,7 @@ use std::{
 use std::sync::Weak;
 
 use crate::{
-    clock::{Clock, SystemClock, Tick, Timeline},
+    clock::{Clock, Tick, TimeSource, Timeline},
     error::{BuildError, LoadError},
     flight::{self, Flight, Landing, Outcome, catch_panic},
     sync::{self, ArcCell, Mutex},
@@ -701,7 +701,7 @@ pub struct AsyncLazyBuilder<T, E = Infallible> {
     time_to_live: Option<Duration>,
     refresh_after: Option<Duration>,
     refresh_every: Option<Duration>,
-    clock: Option<Arc<dyn Clock>>,
+    clock: TimeSource,
 }
 
 impl<T, E> AsyncLazyBuilder<T, E>
@@ -715,7 +715,7 @@ where
             time_to_live: None,
             refresh_after: None,
             refresh_every: None,
-            clock: None,
+            clock: TimeSource::default(),
         }
     }
 
@@ -776,7 +776,7 @@ where
         self
     }
 
-    /// The clock expiry reads; by default [`SystemClock`].
+    /// The clock expiry reads; by default [`SystemClock`](crate::SystemClock).
     ///
     /// # Examples
     ///
@@ -788,7 +788,7 @@ where
     /// # drop(lazy);
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = TimeSource::of(clock);
         self
     }
 
@@ -843,13 +843,12 @@ where
             }
             None => None,
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let lazy = AsyncLazy {
             shared: Arc::new(Shared {
                 init: self.init,
                 value: ArcCell::empty(),
                 pending: Mutex::new(None),
-                timeline: Timeline::new(clock),
+                timeline: Timeline::new(self.clock),
                 time_to_live: self.time_to_live,
                 refresh_after: self.refresh_after,
                 last_error: Mutex::new(None),

@@ -16,9 +16,11 @@
 //!
 //! - **Expiry is exact.** An entry written at `t` with a time to live `d` is returned at every
 //!   time before `t + d` and never from then on, whether or not anything removed it yet. With
-//!   a time to idle `i`, a read at `r` moves its deadline to `min(t + d, r + i)`.
+//!   a time to idle `i`, a read at `r` moves its deadline to `min(t + d, r + i)`. Times are the
+//!   clock's: the default [`SystemClock`] is read in steps of about a millisecond (see its
+//!   docs), so an entry can outlive its deadline by that much, never fall short of it.
 //! - **Expired entries do not pile up**: each write does a little expiry work on its shard, so
-//!   no background thread is needed (and none is started).
+//!   no background thread is needed to remove them.
 //! - **Capacity is a hard bound**: after any call returns, `weighted_size() <= max_capacity`.
 //! - **Single flight**: `get_or_*` on a missing key runs `init` once however many threads or
 //!   tasks ask; the others wait for its value. A panicking or cancelled leader hands over to one

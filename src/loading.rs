@@ -117,7 +117,7 @@ where
                     time_to_live: Some(error_ttl),
                     time_to_idle: None,
                     refresh_after: None,
-                    clock: Arc::clone(&settings.clock),
+                    clock: settings.clock.clone(),
                     listener: None,
                     hasher: RandomState::new(),
                 })

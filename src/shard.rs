@@ -601,7 +601,12 @@ mod tests {
     use std::{hash::RandomState, sync::Mutex};
 
     use super::*;
-    use crate::{ManualClock, clock::Timeline, removal::Listener, stats::Counters};
+    use crate::{
+        ManualClock,
+        clock::{TimeSource, Timeline},
+        removal::Listener,
+        stats::Counters,
+    };
 
     type Log = std::sync::Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
 
@@ -625,7 +630,7 @@ mod tests {
                 Box::new(move |key, value, cause| sink.lock().unwrap().push((key, value, cause)));
             Self {
                 shard: Shard::new(capacity, time_to_idle, None),
-                timeline: Timeline::new(std::sync::Arc::new(clock.clone())),
+                timeline: Timeline::new(TimeSource::of(clock.clone())),
                 clock,
                 hasher: RandomState::new(),
                 counters: Counters::new(),
