@@ -15,11 +15,13 @@
 //! 4. A key has at most one pending load (see `flight.rs`), and every write to the key
 //!    detaches it.
 //!
-//! An entry's deadline is a pair: `written_deadline`, set by the write (its time to live), and
-//! `expires_at`, the deadline reads check. Without a time to idle the two are equal; with one,
-//! `expires_at = min(written_deadline, last access + time to idle)`. A third time,
-//! `refreshes_at`, is when a `LoadingCache` starts reloading the entry in the background
-//! (never, for a plain `TtlCache`).
+//! An entry's deadline is a pair: the written deadline, set by the write (its time to live),
+//! and `expires_at`, the deadline reads check. Without a time to idle the two are equal; with
+//! one, `expires_at = min(written deadline, last access + time to idle)`. A third time, the
+//! refresh time, is when a `LoadingCache` starts reloading the entry in the background
+//! (never, for a plain `TtlCache`). The written deadline and the refresh time are kept beside
+//! the slab, only by shards with a time to idle or `refresh_after`: a slot is 16 bytes
+//! smaller for the caches that need neither.
 
 use std::{
     borrow::Borrow,
@@ -48,12 +50,8 @@ pub(crate) const EXPIRY_WORK: usize = 4;
 struct Slot<K, V> {
     key: K,
     value: V,
-    /// The deadline the last write set: its time plus the time to live, or never.
-    written_deadline: Tick,
     /// The deadline reads check, as a raw tick: see the module docs.
     expires_at: AtomicU64,
-    /// When a read should start a reload: the write's time plus `refresh_after`, or never.
-    refreshes_at: Tick,
     node: Node,
 }
 
@@ -69,14 +67,14 @@ impl<K, V> Slot<K, V> {
         self.expires_at().is_reached(now)
     }
 
-    /// Moves the idle deadline to `idle_deadline`, never past the written deadline nor back.
+    /// Moves the idle deadline to `idle_deadline`, never past `written_deadline` nor back.
     ///
     /// A deadline that was finite stays finite (at worst 584 years out), so an entry counted
     /// in `Shard::timed` stays counted until it leaves.
     #[inline]
-    fn extend_idle(&self, idle_deadline: Tick) {
+    fn extend_idle(&self, idle_deadline: Tick, written_deadline: Tick) {
         let deadline = idle_deadline
-            .min(self.written_deadline)
+            .min(written_deadline)
             .to_raw()
             .min(Tick::NEVER.to_raw() - 1);
         if self.expires_at.load(Ordering::Relaxed) < deadline {
@@ -85,13 +83,68 @@ impl<K, V> Slot<K, V> {
     }
 }
 
-/// The slab: slots by index, and the indices free for reuse.
+/// The slab: slots by index, the times some shards keep beside them, and the indices free for
+/// reuse.
 struct Slots<K, V> {
     slots: Vec<Option<Slot<K, V>>>,
+    /// With a time to idle: the deadline each slot's last write set, its time plus its time to
+    /// live, or never.
+    written_deadlines: Column,
+    /// With `refresh_after`: when a read of each slot should start a reload.
+    refresh_times: Column,
     vacant: Vec<SlotIndex>,
+    /// The most entries the shard holds at once (unless weights are 0): its capacity, plus
+    /// the one an insert adds before it evicts. The slab grows up to it and no further, so a
+    /// full cache carries no spare slots.
+    expected: usize,
+}
+
+/// One time per slot, kept only by the shards that use it; [`Tick::NEVER`] for the others.
+struct Column(Option<Vec<Tick>>);
+
+impl Column {
+    fn kept(keep: bool) -> Self {
+        Self(keep.then(Vec::new))
+    }
+
+    #[inline]
+    fn get(&self, index: SlotIndex) -> Tick {
+        self.0
+            .as_ref()
+            .map_or(Tick::NEVER, |ticks| ticks[index as usize])
+    }
+
+    fn set(&mut self, index: SlotIndex, tick: Tick, expected: usize) {
+        if let Some(ticks) = &mut self.0 {
+            match ticks.get_mut(index as usize) {
+                Some(slot) => *slot = tick,
+                None => push_within(ticks, tick, expected),
+            }
+        }
+    }
+}
+
+/// Pushes `item`, growing `items` by doubling but not past `expected` items until they exceed it.
+fn push_within<T>(items: &mut Vec<T>, item: T, expected: usize) {
+    if items.len() == items.capacity() {
+        let room = expected.saturating_sub(items.len());
+        let grow = items.len().max(4);
+        items.reserve_exact(if room > 0 { grow.min(room) } else { grow });
+    }
+    items.push(item);
 }
 
 impl<K, V> Slots<K, V> {
+    fn new(expected: usize, time_to_idle: bool, refresh_after: bool) -> Self {
+        Self {
+            slots: Vec::new(),
+            written_deadlines: Column::kept(time_to_idle),
+            refresh_times: Column::kept(refresh_after),
+            vacant: Vec::new(),
+            expected,
+        }
+    }
+
     #[inline]
     fn get(&self, index: SlotIndex) -> &Slot<K, V> {
         self.slots[index as usize]
@@ -99,14 +152,28 @@ impl<K, V> Slots<K, V> {
             .expect("an indexed slot is occupied")
     }
 
-    fn insert(&mut self, slot: Slot<K, V>) -> SlotIndex {
-        if let Some(index) = self.vacant.pop() {
-            self.slots[index as usize] = Some(slot);
-            return index;
-        }
-        let index = SlotIndex::try_from(self.slots.len())
-            .expect("a shard holds fewer than 2^32 entries: use more shards");
-        self.slots.push(Some(slot));
+    /// Stores `slot` with its written deadline and refresh time; returns its index.
+    fn insert(
+        &mut self,
+        slot: Slot<K, V>,
+        written_deadline: Tick,
+        refreshes_at: Tick,
+    ) -> SlotIndex {
+        let index = match self.vacant.pop() {
+            Some(index) => {
+                self.slots[index as usize] = Some(slot);
+                index
+            }
+            None => {
+                let index = SlotIndex::try_from(self.slots.len())
+                    .expect("a shard holds fewer than 2^32 entries: use more shards");
+                push_within(&mut self.slots, Some(slot), self.expected);
+                index
+            }
+        };
+        self.written_deadlines
+            .set(index, written_deadline, self.expected);
+        self.refresh_times.set(index, refreshes_at, self.expected);
         index
     }
 
@@ -182,10 +249,11 @@ impl<K, V> Shard<K, V> {
     ) -> Self {
         Self {
             table: HashTable::new(),
-            slots: Slots {
-                slots: Vec::new(),
-                vacant: Vec::new(),
-            },
+            slots: Slots::new(
+                usize::try_from(capacity.saturating_add(1)).unwrap_or(usize::MAX),
+                time_to_idle.is_some(),
+                refresh_after.is_some(),
+            ),
             policy: Policy::new(capacity),
             loads: Loads::default(),
             capacity,
@@ -235,7 +303,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let slot = self.slots.get(index);
         slot.node.touch();
         if let Some(time_to_idle) = self.time_to_idle {
-            slot.extend_idle(now.get().after(time_to_idle));
+            let written_deadline = self.slots.written_deadlines.get(index);
+            slot.extend_idle(now.get().after(time_to_idle), written_deadline);
         }
         &slot.value
     }
@@ -249,7 +318,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let index = self.live(hash, key, now)?;
-        let stale = self.slots.get(index).refreshes_at.is_reached(now);
+        let stale = self.slots.refresh_times.get(index).is_reached(now);
         Some((self.read(index, now), stale))
     }
 
@@ -306,14 +375,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             |&index| slots.get(index).key == key,
             |&index| hasher.hash_one(&slots.get(index).key),
         );
+        let refreshes_at = self
+            .refresh_after
+            .map_or(Tick::NEVER, |after| now.get().after(after));
         let slot = Slot {
             key,
             value,
-            written_deadline: deadline,
             expires_at: AtomicU64::new(expires_at.to_raw()),
-            refreshes_at: self
-                .refresh_after
-                .map_or(Tick::NEVER, |after| now.get().after(after)),
             node: Node::new(weight, hash),
         };
         let index = match entry {
@@ -334,7 +402,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     return;
                 }
                 // The slot just released is the first reused: the bucket still points at it.
-                let reused = self.slots.insert(slot);
+                let reused = self.slots.insert(slot, deadline, refreshes_at);
                 debug_assert_eq!(reused, index);
                 index
             }
@@ -343,7 +411,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     removals.push(slot.key, slot.value, cause);
                     return;
                 }
-                let index = self.slots.insert(slot);
+                let index = self.slots.insert(slot, deadline, refreshes_at);
                 entry.insert(index);
                 index
             }
@@ -487,7 +555,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         if let Some(now) = stale_at {
             let index = self.live(hash, &key, now)?;
-            if !self.slots.get(index).refreshes_at.is_reached(now) {
+            if !self.slots.refresh_times.get(index).is_reached(now) {
                 return None;
             }
         }
