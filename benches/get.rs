@@ -1,0 +1,77 @@
+//! The hit path: `get` of a present key, side by side with the peers, on 1 to 8 threads.
+//!
+//! `cargo bench --bench get`. Every peer holds `u64 -> u64`, 2^16 entries, read in a
+//! pseudo-random order. `get_hit` runs one thread; `get_hit_threads` runs 1, 2, 4 and 8
+//! threads on one shared cache, each thread reading its own key order: on 2 cores, 4 and 8
+//! oversubscribe and show how each peer behaves when a lock holder is descheduled. The
+//! unsynchronized `HashMap` is the limit: it is only read, so it needs no lock at all.
+
+// criterion_group! generates functions that cannot carry docs.
+#![allow(missing_docs)]
+
+mod peers;
+
+use std::{hint::black_box, time::Duration};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// Entries every peer holds.
+const ENTRIES: u64 = 1 << 16;
+/// Lookups per measured iteration and thread.
+const BATCH: usize = 1_024;
+/// Thread counts of `get_hit_threads`.
+const THREADS: [usize; 4] = [1, 2, 4, 8];
+
+fn filled_peers() -> Vec<(&'static str, Box<dyn peers::Peer>)> {
+    let mut all = peers::all(2 * ENTRIES);
+    for (name, peer) in &mut all {
+        peers::fill(name, peer, ENTRIES);
+    }
+    all
+}
+
+fn get_hit(c: &mut Criterion) {
+    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
+    let mut group = c.benchmark_group("get_hit");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, peer) in filled_peers() {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for &key in &keys {
+                    black_box(peer.get(black_box(key)));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn get_hit_threads(c: &mut Criterion) {
+    let keys: Vec<Vec<u64>> = (0..THREADS[THREADS.len() - 1] as u64)
+        .map(|thread| peers::uniform_keys(0x9E37_79B9_7F4A_7C15 ^ thread, BATCH, ENTRIES))
+        .collect();
+    let mut group = c.benchmark_group("get_hit_threads");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, peer) in filled_peers() {
+        for threads in THREADS {
+            group.throughput(Throughput::Elements((threads * BATCH) as u64));
+            group.bench_function(BenchmarkId::new(name, threads), |b| {
+                b.iter_custom(|iterations| {
+                    peers::timed_on_threads(threads, |thread| {
+                        for _ in 0..iterations {
+                            for &key in &keys[thread] {
+                                black_box(peer.get(black_box(key)));
+                            }
+                        }
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, get_hit, get_hit_threads);
+criterion_main!(benches);
