@@ -99,7 +99,12 @@ impl<K, V, S> TtlCache<K, V, S> {
                 let capacity = settings
                     .max_capacity
                     .map_or(u64::MAX, |max| max / count + u64::from(index < max % count));
-                let shard = Shard::new(capacity, settings.time_to_idle, settings.refresh_after);
+                let shard = Shard::new(
+                    capacity,
+                    settings.weigher.is_some(),
+                    settings.time_to_idle,
+                    settings.refresh_after,
+                );
                 CachePadded::new(RwLock::new(shard))
             })
             .collect();
@@ -197,17 +202,7 @@ where
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
     ) {
-        let hasher = &self.inner.hasher;
-        shard.insert(
-            hash,
-            key,
-            value,
-            weight,
-            time_to_live,
-            now,
-            hasher,
-            removals,
-        );
+        shard.insert(hash, key, value, weight, time_to_live, now, removals);
         self.inner.counters.insert();
         self.adapt(shard);
     }

@@ -61,14 +61,14 @@ enum Queue {
     Staged,
 }
 
-/// The policy's part of a slot.
+/// The policy's part of a slot: 16 bytes.
 #[derive(Debug)]
 pub(crate) struct Node {
     prev: SlotIndex,
     next: SlotIndex,
-    weight: u32,
-    /// The key's hash: the shard finds the entry's bucket by it, the sketch counts by it.
-    hash: u64,
+    /// The key's short hash: the sketch counts by it, and the shard finds the entry's bucket
+    /// by it.
+    fingerprint: u32,
     queue: Queue,
     /// Not yet passed by the window's hand: a new entry's one turn in the window.
     young: bool,
@@ -78,29 +78,20 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(weight: u32, hash: u64) -> Self {
+    pub(crate) fn new(fingerprint: u32) -> Self {
         Self {
             prev: 0,
             next: 0,
-            weight,
-            hash,
+            fingerprint,
             queue: Queue::Window,
             young: true,
             hits: AtomicU8::new(1),
         }
     }
 
-    pub(crate) fn weight(&self) -> u32 {
-        self.weight
-    }
-
-    pub(crate) fn hash(&self) -> u64 {
-        self.hash
-    }
-
-    /// The bits of the hash the sketch counts by.
-    fn fingerprint(&self) -> u32 {
-        (self.hash >> 32) as u32
+    /// The key's short hash, which the sketch counts by.
+    pub(crate) fn fingerprint(&self) -> u32 {
+        self.fingerprint
     }
 
     /// Records a read. Writes only while the count is below [`HIT_CAP`]; racing readers may
@@ -124,10 +115,11 @@ impl Node {
     }
 }
 
-/// Where the policy finds the node of a slot.
+/// Where the policy finds the node and the weight of a slot.
 pub(crate) trait Arena {
     fn node(&self, index: SlotIndex) -> &Node;
     fn node_mut(&mut self, index: SlotIndex) -> &mut Node;
+    fn weight(&self, index: SlotIndex) -> u32;
 }
 
 /// A circular list of nodes, oldest first, with its total weight.
@@ -156,13 +148,13 @@ impl Ring {
                 node.next = oldest;
             }
         }
-        self.weight += u64::from(arena.node(index).weight);
+        self.weight += u64::from(arena.weight(index));
     }
 
     fn unlink(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         let node = arena.node(index);
         let (prev, next) = (node.prev, node.next);
-        self.weight -= u64::from(node.weight);
+        self.weight -= u64::from(arena.weight(index));
         if next == index {
             self.oldest = None;
             return;
@@ -282,7 +274,7 @@ impl Policy {
             let node = arena.node(candidate);
             let frequency = self.sketch.add(node.fingerprint(), node.take_hits());
             let main = self.probation.weight + self.protected.weight;
-            if main + u64::from(node.weight) <= self.main_budget {
+            if main + u64::from(arena.weight(candidate)) <= self.main_budget {
                 self.enter_probation(arena, candidate);
             } else {
                 arena.node_mut(candidate).queue = Queue::Staged;
@@ -446,9 +438,8 @@ impl Policy {
         let weight = |queue| -> u64 {
             indices
                 .iter()
-                .map(|&index| arena.node(index))
-                .filter(|node| node.queue == queue)
-                .map(|node| u64::from(node.weight))
+                .filter(|&&index| arena.node(index).queue == queue)
+                .map(|&index| u64::from(arena.weight(index)))
                 .sum()
         };
         assert_eq!(weight(Queue::Window), self.window.weight);
@@ -472,6 +463,9 @@ mod tests {
         fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
             &mut self.0[index as usize]
         }
+        fn weight(&self, _: SlotIndex) -> u32 {
+            1
+        }
     }
 
     /// A policy and its nodes, where a key's node is at the key's index.
@@ -485,10 +479,10 @@ mod tests {
 
     impl Harness {
         fn new(capacity: u64, keys: u32) -> Self {
-            let hash = |key: u32| u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let hash = |key: u32| (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
             Self {
                 policy: Policy::new(capacity),
-                nodes: Nodes((0..keys).map(|key| Node::new(1, hash(key))).collect()),
+                nodes: Nodes((0..keys).map(|key| Node::new(hash(key))).collect()),
                 capacity,
                 held: Default::default(),
                 accesses: 0,
@@ -502,8 +496,8 @@ mod tests {
                 self.nodes.0[key as usize].touch();
                 return true;
             }
-            let hash = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            self.nodes.0[key as usize] = Node::new(1, hash);
+            let fingerprint = (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            self.nodes.0[key as usize] = Node::new(fingerprint);
             self.held.insert(key);
             self.policy.admit(&mut self.nodes, key);
             while self.held.len() as u64 > self.capacity {
@@ -670,7 +664,7 @@ mod tests {
 
     #[test]
     fn repeated_reads_stop_writing_at_the_cap() {
-        let node = Node::new(1, 0);
+        let node = Node::new(0);
         for _ in 0..10 {
             node.touch();
         }

@@ -89,9 +89,11 @@ struct Slots<K, V> {
     slots: Vec<Option<Slot<K, V>>>,
     /// With a time to idle: the deadline each slot's last write set, its time plus its time to
     /// live, or never.
-    written_deadlines: Column,
+    written_deadlines: Column<Tick>,
     /// With `refresh_after`: when a read of each slot should start a reload.
-    refresh_times: Column,
+    refresh_times: Column<Tick>,
+    /// With a weigher: each slot's weight (1 without one).
+    weights: Column<u32>,
     vacant: Vec<SlotIndex>,
     /// The most entries the shard holds at once (unless weights are 0): its capacity, plus
     /// the one an insert adds before it evicts. The slab grows up to it and no further, so a
@@ -99,29 +101,52 @@ struct Slots<K, V> {
     expected: usize,
 }
 
-/// One time per slot, kept only by the shards that use it; [`Tick::NEVER`] for the others.
-struct Column(Option<Vec<Tick>>);
+/// One value per slot, kept only by the shards that use it; the others read `absent`.
+struct Column<T> {
+    values: Option<Vec<T>>,
+    absent: T,
+}
 
-impl Column {
-    fn kept(keep: bool) -> Self {
-        Self(keep.then(Vec::new))
+impl<T: Copy> Column<T> {
+    fn kept(keep: bool, absent: T) -> Self {
+        Self {
+            values: keep.then(Vec::new),
+            absent,
+        }
     }
 
     #[inline]
-    fn get(&self, index: SlotIndex) -> Tick {
-        self.0
+    fn get(&self, index: SlotIndex) -> T {
+        self.values
             .as_ref()
-            .map_or(Tick::NEVER, |ticks| ticks[index as usize])
+            .map_or(self.absent, |values| values[index as usize])
     }
 
-    fn set(&mut self, index: SlotIndex, tick: Tick, expected: usize) {
-        if let Some(ticks) = &mut self.0 {
-            match ticks.get_mut(index as usize) {
-                Some(slot) => *slot = tick,
-                None => push_within(ticks, tick, expected),
+    fn set(&mut self, index: SlotIndex, value: T, expected: usize) {
+        if let Some(values) = &mut self.values {
+            match values.get_mut(index as usize) {
+                Some(slot) => *slot = value,
+                None => push_within(values, value, expected),
             }
         }
     }
+}
+
+/// The 32 bits of a key's hash a shard keeps in the entry's node: the sketch counts by them,
+/// and the table places the entry by their [`bucket_hash`], so that the entry's bucket is found
+/// from its node alone. Both halves are folded in, so a hasher that fills only the low half
+/// (an identity hash of small integers) still tells keys apart.
+#[inline]
+fn short_hash(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// A short hash spread over 64 bits for the table, which takes buckets from the low bits and
+/// tags from the top seven: a bijection, so distinct short hashes stay distinct.
+#[inline]
+fn bucket_hash(short: u32) -> u64 {
+    let spread = u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    spread ^ (spread >> 29)
 }
 
 /// Pushes `item`, growing `items` by doubling but not past `expected` items until they exceed it.
@@ -135,11 +160,12 @@ fn push_within<T>(items: &mut Vec<T>, item: T, expected: usize) {
 }
 
 impl<K, V> Slots<K, V> {
-    fn new(expected: usize, time_to_idle: bool, refresh_after: bool) -> Self {
+    fn new(expected: usize, time_to_idle: bool, refresh_after: bool, weighted: bool) -> Self {
         Self {
             slots: Vec::new(),
-            written_deadlines: Column::kept(time_to_idle),
-            refresh_times: Column::kept(refresh_after),
+            written_deadlines: Column::kept(time_to_idle, Tick::NEVER),
+            refresh_times: Column::kept(refresh_after, Tick::NEVER),
+            weights: Column::kept(weighted, 1),
             vacant: Vec::new(),
             expected,
         }
@@ -152,12 +178,13 @@ impl<K, V> Slots<K, V> {
             .expect("an indexed slot is occupied")
     }
 
-    /// Stores `slot` with its written deadline and refresh time; returns its index.
+    /// Stores `slot` with its written deadline, refresh time and weight; returns its index.
     fn insert(
         &mut self,
         slot: Slot<K, V>,
         written_deadline: Tick,
         refreshes_at: Tick,
+        weight: u32,
     ) -> SlotIndex {
         let index = match self.vacant.pop() {
             Some(index) => {
@@ -174,6 +201,8 @@ impl<K, V> Slots<K, V> {
         self.written_deadlines
             .set(index, written_deadline, self.expected);
         self.refresh_times.set(index, refreshes_at, self.expected);
+        debug_assert!(self.weights.values.is_some() || weight == 1);
+        self.weights.set(index, weight, self.expected);
         index
     }
 
@@ -197,6 +226,11 @@ impl<K, V> Arena for Slots<K, V> {
             .as_mut()
             .expect("a linked slot is occupied")
             .node
+    }
+
+    #[inline]
+    fn weight(&self, index: SlotIndex) -> u32 {
+        self.weights.get(index)
     }
 }
 
@@ -242,8 +276,11 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
+    /// A shard of `capacity`; `weighted` when the cache has a weigher (entries of other
+    /// weights than 1).
     pub(crate) fn new(
         capacity: u64,
+        weighted: bool,
         time_to_idle: Option<Duration>,
         refresh_after: Option<Duration>,
     ) -> Self {
@@ -253,6 +290,7 @@ impl<K, V> Shard<K, V> {
                 usize::try_from(capacity.saturating_add(1)).unwrap_or(usize::MAX),
                 time_to_idle.is_some(),
                 refresh_after.is_some(),
+                weighted,
             ),
             policy: Policy::new(capacity),
             loads: Loads::default(),
@@ -282,7 +320,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         self.table
-            .find(hash, |&index| self.slots.get(index).key.borrow() == key)
+            .find(bucket_hash(short_hash(hash)), |&index| {
+                self.slots.get(index).key.borrow() == key
+            })
             .copied()
     }
 
@@ -348,7 +388,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         weight: u32,
         time_to_live: Option<Duration>,
         now: &Now<'_>,
-        hasher: &impl BuildHasher,
         removals: &mut Removals<'_, K, V>,
     ) {
         self.loads.detach(hash, &key);
@@ -367,13 +406,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             None
         };
 
-        // One probe finds the key's bucket or reserves one, growing the table first: if a
-        // user's `Hash` panics while it rehashes, nothing has changed yet.
+        // One probe finds the key's bucket or reserves one, growing the table first; growing
+        // rehashes from the nodes' short hashes, without calling the key's `Hash`.
+        let short = short_hash(hash);
         let slots = &self.slots;
         let entry = self.table.entry(
-            hash,
+            bucket_hash(short),
             |&index| slots.get(index).key == key,
-            |&index| hasher.hash_one(&slots.get(index).key),
+            |&index| bucket_hash(slots.get(index).node.fingerprint()),
         );
         let refreshes_at = self
             .refresh_after
@@ -382,7 +422,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             key,
             value,
             expires_at: AtomicU64::new(expires_at.to_raw()),
-            node: Node::new(weight, hash),
+            node: Node::new(short),
         };
         let index = match entry {
             Entry::Occupied(entry) => {
@@ -402,7 +442,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     return;
                 }
                 // The slot just released is the first reused: the bucket still points at it.
-                let reused = self.slots.insert(slot, deadline, refreshes_at);
+                let reused = self.slots.insert(slot, deadline, refreshes_at, weight);
                 debug_assert_eq!(reused, index);
                 index
             }
@@ -411,7 +451,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     removals.push(slot.key, slot.value, cause);
                     return;
                 }
-                let index = self.slots.insert(slot, deadline, refreshes_at);
+                let index = self.slots.insert(slot, deadline, refreshes_at, weight);
                 entry.insert(index);
                 index
             }
@@ -643,9 +683,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     fn remove_at(&mut self, index: SlotIndex) -> Slot<K, V> {
-        let hash = self.slots.get(index).node.hash();
+        let short = self.slots.get(index).node.fingerprint();
         self.table
-            .find_entry(hash, |&other| other == index)
+            .find_entry(bucket_hash(short), |&other| other == index)
             .expect("every slot is indexed")
             .remove();
         self.release(index)
@@ -655,8 +695,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// is the caller's to remove or reuse.
     fn release(&mut self, index: SlotIndex) -> Slot<K, V> {
         self.policy.remove(&mut self.slots, index);
+        self.weighted_size -= u64::from(self.slots.weights.get(index));
         let slot = self.slots.take(index);
-        self.weighted_size -= u64::from(slot.node.weight());
         if !slot.expires_at().is_never() {
             self.timed -= 1;
         }
@@ -697,7 +737,7 @@ mod tests {
             let listener: Listener<u64, u64> =
                 Box::new(move |key, value, cause| sink.lock().unwrap().push((key, value, cause)));
             Self {
-                shard: Shard::new(capacity, time_to_idle, None),
+                shard: Shard::new(capacity, true, time_to_idle, None),
                 timeline: Timeline::new(TimeSource::of(clock.clone())),
                 clock,
                 hasher: RandomState::new(),
@@ -711,16 +751,8 @@ mod tests {
             let now = Now::lazy(&self.timeline);
             let mut removals = Removals::new(self.listener.as_ref(), &self.counters);
             let hash = self.hasher.hash_one(key);
-            self.shard.insert(
-                hash,
-                key,
-                key * 10,
-                weight,
-                ttl,
-                &now,
-                &self.hasher,
-                &mut removals,
-            );
+            self.shard
+                .insert(hash, key, key * 10, weight, ttl, &now, &mut removals);
             drop(removals);
             if self.shard.len() < 1_000 {
                 self.shard.assert_consistent(&self.hasher);
@@ -763,7 +795,7 @@ mod tests {
                     self.find(hasher.hash_one(&slot.key), &slot.key),
                     Some(index)
                 );
-                weight += u64::from(slot.node.weight());
+                weight += u64::from(self.slots.weights.get(index));
                 timed += usize::from(!slot.expires_at().is_never());
             }
             assert_eq!(self.weighted_size, weight);
