@@ -500,10 +500,12 @@ where
     }
 }
 
-/// Four shards per core, but no fewer than [`MIN_SHARD_CAPACITY`] per shard.
+/// Thirty-two shards per core, so that two threads rarely take the same shard's lock (each
+/// read lock writes the lock's cache line), but no fewer than [`MIN_SHARD_CAPACITY`] entries
+/// per shard.
 fn default_shards(max_capacity: Option<u64>) -> usize {
     let by_parallelism = parallelism()
-        .saturating_mul(4)
+        .saturating_mul(32)
         .next_power_of_two()
         .min(MAX_SHARDS);
     let Some(capacity) = max_capacity else {

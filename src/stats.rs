@@ -1,9 +1,10 @@
 //! Statistics: what users read ([`CacheStats`]) and the counters behind it.
 //!
 //! Rules:
-//! 1. No counter is shared by all threads. The first threads of the process (by
-//!    [`thread_index`], four per core) each own a stripe, padded to a cache line, so a hit
-//!    writes only to a line its own core already holds; later threads share one last stripe.
+//! 1. No counter is shared by all threads. The threads holding the smallest
+//!    [`thread_index`] numbers (four per core; a number is held by one live thread at a time
+//!    and reused after it exits) each own a stripe, padded to a cache line, so a hit writes
+//!    only to a line its own core already holds; other threads share one last stripe.
 //!    [`Counters::snapshot`] sums the stripes.
 //! 2. Counts are exact. A stripe's owner is its only writer, so it adds with a plain load and
 //!    store: no locked instruction, which is a fifth of a hit's time. The shared stripe is

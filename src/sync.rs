@@ -153,10 +153,11 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// A small number that tells this thread's stripe of a striped counter apart from others.
-///
-/// Threads get consecutive numbers in the order they first ask, so up to as many threads as
-/// there are stripes never share one.
+/// A number no other live thread holds: the smallest free one when the thread first asks,
+/// handed back when it exits, so that threads which come and go (scoped threads, a blocking
+/// pool) reuse small numbers instead of counting up forever. `usize::MAX` while the thread is
+/// being torn down (its number already handed back). Under loom, 0 for every thread: callers
+/// must not rely on exclusivity there.
 #[inline]
 pub(crate) fn thread_index() -> usize {
     #[cfg(ttlcache_loom)]
@@ -164,20 +165,26 @@ pub(crate) fn thread_index() -> usize {
 
     #[cfg(not(ttlcache_loom))]
     {
-        use std::{cell::Cell, sync::atomic::AtomicUsize};
+        use std::{cmp::Reverse, collections::BinaryHeap, sync::atomic::AtomicUsize};
 
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        std::thread_local! {
-            static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-        }
-        INDEX.with(|index| {
-            let mut value = index.get();
-            if value == usize::MAX {
-                value = NEXT.fetch_add(1, Ordering::Relaxed);
-                index.set(value);
+        static FREE: parking_lot::Mutex<BinaryHeap<Reverse<usize>>> =
+            parking_lot::Mutex::new(BinaryHeap::new());
+
+        struct Claimed(usize);
+        impl Drop for Claimed {
+            fn drop(&mut self) {
+                FREE.lock().push(Reverse(self.0));
             }
-            value
-        })
+        }
+
+        std::thread_local! {
+            static INDEX: Claimed = Claimed(match FREE.lock().pop() {
+                Some(Reverse(index)) => index,
+                None => NEXT.fetch_add(1, Ordering::Relaxed),
+            });
+        }
+        INDEX.try_with(|claimed| claimed.0).unwrap_or(usize::MAX)
     }
 }
 
