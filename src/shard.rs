@@ -418,7 +418,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let refreshes_at = self
             .refresh_after
             .map_or(Tick::NEVER, |after| now.get().after(after));
-        let slot = Slot {
+        let slot = |key, value| Slot {
             key,
             value,
             expires_at: AtomicU64::new(expires_at.to_raw()),
@@ -427,14 +427,24 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let index = match entry {
             Entry::Occupied(entry) => {
                 let index = *entry.get();
+                let live = !self.slots.get(index).is_expired(now);
+                if refused.is_none() && live && self.slots.weights.get(index) == weight {
+                    // A new value of the same weight for a live entry: the entry keeps its
+                    // place in the policy, and the write counts as a request of it.
+                    let times = (deadline, expires_at, refreshes_at);
+                    let old = self.replace_value(index, value, times);
+                    removals.push(key, old, RemovalCause::Replaced);
+                    return;
+                }
                 if refused.is_some() {
                     entry.remove();
                 }
-                let cause = if self.slots.get(index).is_expired(now) {
-                    RemovalCause::Expired
-                } else {
+                let cause = if live {
                     RemovalCause::Replaced
+                } else {
+                    RemovalCause::Expired
                 };
+                let slot = slot(key, value);
                 let old = self.release(index);
                 removals.push(old.key, old.value, cause);
                 if let Some(cause) = refused {
@@ -448,9 +458,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             Entry::Vacant(entry) => {
                 if let Some(cause) = refused {
-                    removals.push(slot.key, slot.value, cause);
+                    removals.push(key, value, cause);
                     return;
                 }
+                let slot = slot(key, value);
                 let index = self.slots.insert(slot, deadline, refreshes_at, weight);
                 entry.insert(index);
                 index
@@ -689,6 +700,30 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .expect("every slot is indexed")
             .remove();
         self.release(index)
+    }
+
+    /// Stores `value` in the live slot `index` with the write's `(written deadline, expires_at,
+    /// refresh time)`, and returns the value it held.
+    fn replace_value(&mut self, index: SlotIndex, value: V, times: (Tick, Tick, Tick)) -> V {
+        let (written_deadline, expires_at, refreshes_at) = times;
+        let expected = self.slots.expected;
+        self.slots
+            .written_deadlines
+            .set(index, written_deadline, expected);
+        self.slots.refresh_times.set(index, refreshes_at, expected);
+        let slot = self.slots.slots[index as usize]
+            .as_mut()
+            .expect("an indexed slot is occupied");
+        let was_timed = !slot.expires_at().is_never();
+        slot.expires_at = AtomicU64::new(expires_at.to_raw());
+        slot.node.touch();
+        let old = mem::replace(&mut slot.value, value);
+        match (was_timed, !expires_at.is_never()) {
+            (false, true) => self.timed += 1,
+            (true, false) => self.timed -= 1,
+            _ => {}
+        }
+        old
     }
 
     /// Takes the entry in slot `index` out of the slab and the policy; its bucket in the table
