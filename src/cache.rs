@@ -183,8 +183,8 @@ where
     fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
         let shards = &self.inner.shards;
         // Mixed, so that a hasher which leaves the high bits empty (an identity hash of small
-        // integers) still spreads keys; then bits 32 and up, which hashbrown does not use for
-        // buckets (the low bits) nor tags (the top seven) within the shard.
+        // integers) still spreads keys; then bits 32 and up. Within the shard the table
+        // places keys by a spread of their short hash (`shard.rs`), not by these bits.
         let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         &shards[(mixed >> 32) as usize & (shards.len() - 1)]
     }
@@ -699,9 +699,9 @@ where
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        let started = self.now();
+        let started = self.precise_now();
         let made = flight::lead(leader.flight(), init).await;
-        self.record_load(made.is_ok(), self.now().since(started));
+        self.record_load(made.is_ok(), self.precise_now().since(started));
         match made {
             Ok(value) => {
                 leader.land(Outcome::Loaded(value.clone()));
@@ -731,9 +731,9 @@ where
         self.inner.counters.miss();
     }
 
-    /// The cache's clock, read now.
-    pub(crate) fn now(&self) -> Tick {
-        self.inner.timeline.now()
+    /// The cache's clock, read exactly: for timing loads (see `Timeline::precise_now`).
+    pub(crate) fn precise_now(&self) -> Tick {
+        self.inner.timeline.precise_now()
     }
 
     /// Counts a load that succeeded or failed, and the time it took.

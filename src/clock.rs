@@ -57,11 +57,12 @@ pub trait Clock: Send + Sync + 'static {
 ///
 /// Caches and lazies built with it do not call `Instant::now` on every decision, which costs
 /// as much as the rest of a hit: a background thread (`ttlcache-ticker`, one per process)
-/// publishes the time about once a millisecond while one of them reads it, and exits a second
-/// after the last one is dropped. Their time is therefore up to about a millisecond behind
-/// the system's (more only if that thread is not scheduled): an entry can be served that
-/// much past its deadline, never before it. For exact reads, pass a [`Clock`] of your own
-/// that calls `Instant::now`.
+/// publishes the time about once a millisecond from the first time one of them reads it until
+/// a second after the last one is dropped. Their time is therefore up to about a millisecond
+/// behind the system's (more only if that thread is not scheduled); writes and reads both
+/// read it, so an entry lives its time to live give or take about a millisecond. Load times
+/// in [`CacheStats`](crate::CacheStats) are measured exactly. For exact expiry, pass a
+/// [`Clock`] of your own that calls `Instant::now`.
 ///
 /// # Examples
 ///
@@ -396,6 +397,16 @@ impl Timeline {
         Tick(nanos.min(u64::MAX - 1))
     }
 
+    /// The current tick read exactly, for durations too short for the ticker's steps (how
+    /// long a load took): the system's time itself where [`now`](Self::now) reads the ticker.
+    pub(crate) fn precise_now(&self) -> Tick {
+        let nanos = match &self.clock {
+            Reading::Custom(clock) => self.nanos_at(clock.now()),
+            _ => self.nanos_at(Instant::now()),
+        };
+        Tick(nanos.min(u64::MAX - 1))
+    }
+
     #[inline]
     fn nanos_at(&self, instant: Instant) -> u64 {
         saturating_nanos(instant.saturating_duration_since(self.epoch))
@@ -424,8 +435,8 @@ impl fmt::Debug for Timeline {
 ///    new one. A lease that cannot start its thread is not given: the caller reads
 ///    `Instant::now` instead.
 ///
-/// Like memcached's and Redis's cached clocks, this trades exactness for speed: an entry can
-/// be served up to about a period after its deadline, never before it.
+/// Like memcached's and Redis's cached clocks, this trades exactness for speed: an entry's
+/// life is its time to live give or take about a period.
 #[cfg(not(ttlcache_loom))]
 mod ticker {
     use std::{

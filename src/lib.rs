@@ -18,7 +18,7 @@
 //!   time before `t + d` and never from then on, whether or not anything removed it yet. With
 //!   a time to idle `i`, a read at `r` moves its deadline to `min(t + d, r + i)`. Times are the
 //!   clock's: the default [`SystemClock`] is read in steps of about a millisecond (see its
-//!   docs), so an entry can outlive its deadline by that much, never fall short of it.
+//!   docs), so an entry lives its time to live give or take that much.
 //! - **Expired entries do not pile up**: each write does a little expiry work on its shard, so
 //!   no background thread is needed to remove them.
 //! - **Capacity is a hard bound**: after any call returns, `weighted_size() <= max_capacity`.

@@ -385,7 +385,7 @@ where
             ),
             None => None,
         };
-        let started = self.cache.now();
+        let started = self.cache.precise_now();
         let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
         // Marked as led by whichever thread polls it: a loader that asks for its own key
         // panics (and its callers get `Panicked`) instead of waiting for itself.
@@ -403,7 +403,7 @@ where
             Err(()) => Err(LoadError::Panicked),
         };
         self.cache
-            .record_load(result.is_ok(), self.cache.now().since(started));
+            .record_load(result.is_ok(), self.cache.precise_now().since(started));
         if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
             match &result {
                 Ok(_) => drop(errors.remove(&key)),

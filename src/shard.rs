@@ -122,6 +122,13 @@ impl<T: Copy> Column<T> {
             .map_or(self.absent, |values| values[index as usize])
     }
 
+    /// Forgets every slot's value, and the memory they took.
+    fn clear(&mut self) {
+        if let Some(values) = &mut self.values {
+            *values = Vec::new();
+        }
+    }
+
     fn set(&mut self, index: SlotIndex, value: T, expected: usize) {
         if let Some(values) = &mut self.values {
             match values.get_mut(index as usize) {
@@ -432,8 +439,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     // A new value of the same weight for a live entry: the entry keeps its
                     // place in the policy, and the write counts as a request of it.
                     let times = (deadline, expires_at, refreshes_at);
-                    let old = self.replace_value(index, value, times);
-                    removals.push(key, old, RemovalCause::Replaced);
+                    let (old_key, old_value) = self.replace_entry(index, key, value, times);
+                    removals.push(old_key, old_value, RemovalCause::Replaced);
                     return;
                 }
                 if refused.is_some() {
@@ -527,6 +534,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.policy.clear();
         self.loads.clear();
         self.slots.vacant.clear();
+        self.slots.written_deadlines.clear();
+        self.slots.refresh_times.clear();
+        self.slots.weights.clear();
         self.weighted_size = 0;
         self.timed = 0;
         self.expiry_cursor = 0;
@@ -702,9 +712,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.release(index)
     }
 
-    /// Stores `value` in the live slot `index` with the write's `(written deadline, expires_at,
-    /// refresh time)`, and returns the value it held.
-    fn replace_value(&mut self, index: SlotIndex, value: V, times: (Tick, Tick, Tick)) -> V {
+    /// Stores `key` (equal to the one held) and `value` in the live slot `index` with the
+    /// write's `(written deadline, expires_at, refresh time)`, and returns what it held.
+    fn replace_entry(
+        &mut self,
+        index: SlotIndex,
+        key: K,
+        value: V,
+        times: (Tick, Tick, Tick),
+    ) -> (K, V) {
         let (written_deadline, expires_at, refreshes_at) = times;
         let expected = self.slots.expected;
         self.slots
@@ -717,7 +733,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let was_timed = !slot.expires_at().is_never();
         slot.expires_at = AtomicU64::new(expires_at.to_raw());
         slot.node.touch();
-        let old = mem::replace(&mut slot.value, value);
+        let old = (
+            mem::replace(&mut slot.key, key),
+            mem::replace(&mut slot.value, value),
+        );
         match (was_timed, !expires_at.is_never()) {
             (false, true) => self.timed += 1,
             (true, false) => self.timed -= 1,

@@ -181,3 +181,42 @@ fn a_panicking_retain_predicate_still_reports_what_it_removed() {
     assert_eq!(take(&log).len(), 5);
     assert_eq!(cache.len(), 15);
 }
+
+/// A key whose equality ignores its spelling, as a case-insensitive name is.
+#[derive(Clone, Debug)]
+struct Name(&'static str);
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(other.0)
+    }
+}
+
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_ascii_lowercase().hash(state);
+    }
+}
+
+#[test]
+fn a_replaced_entry_reports_its_old_key_and_keeps_the_new_one() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    let cache = TtlCache::builder()
+        .max_capacity(10)
+        .eviction_listener(move |key: Name, value: u32, cause| {
+            sink.lock().unwrap().push((key.0, value, cause));
+        })
+        .build()
+        .unwrap();
+    cache.insert(Name("alice"), 1);
+    cache.insert(Name("ALICE"), 2);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![("alice", 1, RemovalCause::Replaced)]
+    );
+    let held: Vec<_> = cache.iter().map(|(key, value)| (key.0, value)).collect();
+    assert_eq!(held, vec![("ALICE", 2)]);
+}
