@@ -29,6 +29,6 @@ step "loom models"
 # A target directory of their own: the cfg changes every artifact, and sharing one with the
 # steps above would rebuild both each time.
 RUSTFLAGS="--cfg ttlcache_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
-    cargo test --release --test loom --target-dir target/loom
+    cargo test --release --features serde --test loom --target-dir target/loom
 
 step "all checks passed"

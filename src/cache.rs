@@ -23,6 +23,8 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "serde")]
+use crate::snapshot::{self, CacheSnapshot, SnapshotEntry, WallClock};
 use crate::{
     builder::CacheBuilder,
     climber::Climber,
@@ -998,6 +1000,124 @@ where
             .write()
             .finish_load(self.hash, flight);
         drop(key);
+    }
+}
+
+/// Snapshots for warm restarts (`snapshot.rs`).
+#[cfg(feature = "serde")]
+impl<K, V, S> TtlCache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The live entries, as clones, with each entry's expiry as wall-clock time: save it
+    /// (it is `Serialize`) and [`restore`](Self::restore) it into the cache of the next run.
+    ///
+    /// It does not stop the world: shards are copied one at a time under their read lock,
+    /// and reads and writes go on meanwhile, so each shard is seen as of its own moment.
+    /// Reading the entries counts nowhere, like [`peek`](Self::peek). The end of each
+    /// entry's time to live is kept, to the millisecond; a time to idle is not (a restored
+    /// entry's idle time starts when it is restored).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.snapshot().len(), 1);
+    /// ```
+    pub fn snapshot(&self) -> CacheSnapshot<K, V> {
+        let wall = WallClock::at(self.inner.timeline.precise_now());
+        let shards = self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| {
+                let now = Now::lazy(&self.inner.timeline);
+                let shard = shard.read();
+                shard
+                    .ranked_entries(&now)
+                    .map(|(key, value, deadline)| SnapshotEntry {
+                        key: key.clone(),
+                        value: value.clone(),
+                        expires_at: wall.to_wall(deadline),
+                    })
+                    .collect()
+            })
+            .collect();
+        CacheSnapshot::new(wall, snapshot::interleave(shards))
+    }
+
+    /// Puts a snapshot's entries back; returns how many it stored.
+    ///
+    /// An entry whose time to live ended since the snapshot was taken is skipped; the
+    /// others live the time they had left, and no longer than this cache's own time to
+    /// live. Entries without one stay without one (but take this cache's time to live, if
+    /// it has one).
+    ///
+    /// A restore only adds to what the cache holds:
+    /// - it skips a key that has a live entry or a pending load, which are newer than the
+    ///   snapshot, so it is safe to restore while traffic is already being served;
+    /// - it evicts nothing: it stores an entry only where its shard has room for it
+    ///   (weighed by this cache's weigher), and skips it otherwise. The snapshot lists
+    ///   the entries the policy valued most first, so a smaller cache keeps those.
+    ///
+    /// Restored entries count nowhere in [`stats`](Self::stats) and are not reported to
+    /// the eviction listener; expired entries it removes to make room are, as `Expired`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert("config", 1);
+    /// clock.advance(Duration::from_secs(45));
+    /// let snapshot = cache.snapshot();
+    ///
+    /// let restarted = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(restarted.restore(snapshot), 1);
+    /// // It keeps the 15 seconds it had left, not a fresh minute.
+    /// clock.advance(Duration::from_secs(15));
+    /// assert_eq!(restarted.get("config"), None);
+    /// ```
+    pub fn restore(&self, snapshot: CacheSnapshot<K, V>) -> usize {
+        // Room that expired entries take is room for the snapshot's.
+        self.purge_expired();
+        let wall = WallClock::at(self.inner.timeline.precise_now());
+        let mut restored = 0;
+        for entry in snapshot.into_entries() {
+            let time_to_live = match entry.expires_at {
+                None => self.inner.time_to_live,
+                Some(deadline) => match wall.time_left(deadline) {
+                    None => continue,
+                    Some(left) => Some(self.inner.time_to_live.map_or(left, |ttl| ttl.min(left))),
+                },
+            };
+            let (key, value) = (entry.key, entry.value);
+            let hash = self.hash(&key);
+            let weight = self.weigh(&key, &value);
+            let now = Now::lazy(&self.inner.timeline);
+            let mut removals = self.removals();
+            let mut shard = self.shard(hash).write();
+            if shard.restore(hash, key, value, weight, time_to_live, &now, &mut removals) {
+                restored += 1;
+                self.adapt(&mut shard);
+            }
+            drop(shard);
+        }
+        restored
     }
 }
 

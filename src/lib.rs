@@ -10,7 +10,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | yes | [`LoadingCache`]; background loads, `refresh_every` and `subscribe` of [`AsyncLazy`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
-//! | `serde` | no | reserved for snapshots of a cache's live entries |
+//! | `serde` | no | [`CacheSnapshot`]: a cache's live entries saved and restored across a restart, expiry kept as wall-clock time |
 //!
 //! # What users rely on
 //!
@@ -68,6 +68,8 @@ mod policy;
 mod removal;
 mod shard;
 mod sketch;
+#[cfg(feature = "serde")]
+mod snapshot;
 mod stats;
 mod sync;
 
@@ -81,6 +83,8 @@ pub use lazy::{AsyncLazy, AsyncLazyBuilder};
 #[cfg(feature = "tokio")]
 pub use loading::LoadingCache;
 pub use removal::RemovalCause;
+#[cfg(feature = "serde")]
+pub use snapshot::CacheSnapshot;
 pub use stats::CacheStats;
 
 #[cfg(doctest)]

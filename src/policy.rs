@@ -338,6 +338,29 @@ impl Policy {
         self.sketch = grown;
     }
 
+    /// Every tracked entry, the most valuable first: protected, then the window, then
+    /// probation (where victims come from), each ring youngest first. A snapshot lists
+    /// entries in this order, so that a restore into a smaller cache keeps the ones this
+    /// policy would have kept.
+    pub(crate) fn ranked(&self, arena: &impl Arena) -> Vec<SlotIndex> {
+        let mut ranked = Vec::with_capacity(self.entries);
+        for ring in [&self.protected, &self.window, &self.probation] {
+            let Some(oldest) = ring.oldest else { continue };
+            let youngest = arena.node(oldest).prev;
+            let mut at = youngest;
+            loop {
+                ranked.push(at);
+                if at == oldest {
+                    break;
+                }
+                at = arena.node(at).prev;
+            }
+        }
+        // Staged entries exist only inside a write, which a reader never sees.
+        debug_assert!(self.staged.is_empty());
+        ranked
+    }
+
     /// Every tracked entry: the staged ones, then each ring's, oldest first.
     fn indices(&self, arena: &impl Arena) -> Vec<SlotIndex> {
         let mut indices: Vec<SlotIndex> = self.staged.iter().map(|&(index, _)| index).collect();

@@ -385,7 +385,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     ///
     /// The deadline is taken from the clock under the lock, so time spent waiting for the lock
     /// does not shorten the entry's life. An entry that is expired as it is written (a zero
-    /// time to live) is reported as `Expired` at once and evicts nothing.
+    /// time to live) is reported as `Expired` at once and evicts nothing; so is one heavier
+    /// than the capacity, as `Size`. Returns whether the entry was stored.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
@@ -396,7 +397,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         time_to_live: Option<Duration>,
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
-    ) {
+    ) -> bool {
         self.loads.detach(hash, &key);
         self.expire_some(now, removals);
 
@@ -441,7 +442,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     let times = (deadline, expires_at, refreshes_at);
                     let (old_key, old_value) = self.replace_entry(index, key, value, times);
                     removals.push(old_key, old_value, RemovalCause::Replaced);
-                    return;
+                    return true;
                 }
                 if refused.is_some() {
                     entry.remove();
@@ -456,7 +457,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 removals.push(old.key, old.value, cause);
                 if let Some(cause) = refused {
                     removals.push(slot.key, slot.value, cause);
-                    return;
+                    return false;
                 }
                 // The slot just released is the first reused: the bucket still points at it.
                 let reused = self.slots.insert(slot, deadline, refreshes_at, weight);
@@ -466,7 +467,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             Entry::Vacant(entry) => {
                 if let Some(cause) = refused {
                     removals.push(key, value, cause);
-                    return;
+                    return false;
                 }
                 let slot = slot(key, value);
                 let index = self.slots.insert(slot, deadline, refreshes_at, weight);
@@ -480,6 +481,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         self.policy.admit(&mut self.slots, index);
         self.evict_to_capacity(now, removals);
+        true
     }
 
     /// Removes the key's entry, with `Expired` or `Explicit` as the cause it left by, and
@@ -557,7 +559,50 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .count()
     }
 
-    /// The live entries, for a snapshot.
+    /// The live entries, most valuable to the policy first, each with its written deadline
+    /// (its time to live's end, or never): what a snapshot keeps.
+    pub(crate) fn ranked_entries<'a>(
+        &'a self,
+        now: &'a Now<'_>,
+    ) -> impl Iterator<Item = (&'a K, &'a V, Tick)> {
+        self.policy
+            .ranked(&self.slots)
+            .into_iter()
+            .filter_map(move |index| {
+                let slot = self.slots.get(index);
+                let written_deadline = match self.time_to_idle {
+                    Some(_) => self.slots.written_deadlines.get(index),
+                    None => slot.expires_at(),
+                };
+                (!slot.is_expired(now)).then_some((&slot.key, &slot.value, written_deadline))
+            })
+    }
+
+    /// Stores an entry from a snapshot where it takes nothing from what the shard holds: not
+    /// over a live entry or a pending load of its key (both newer than any snapshot), and
+    /// only in the room the shard has left, so it evicts nothing. Returns whether it stored it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn restore(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        time_to_live: Option<Duration>,
+        now: &Now<'_>,
+        removals: &mut Removals<'_, K, V>,
+    ) -> bool {
+        let room = self.capacity - self.weighted_size;
+        if u64::from(weight) > room
+            || self.live(hash, &key, now).is_some()
+            || self.loads.find(hash, &key).is_some()
+        {
+            return false;
+        }
+        self.insert(hash, key, value, weight, time_to_live, now, removals)
+    }
+
+    /// The live entries.
     pub(crate) fn live_entries<'a>(
         &'a self,
         now: &'a Now<'_>,
