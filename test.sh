@@ -19,6 +19,9 @@ cargo test --all-features
 step "hit-ratio replay, on the small traces in ./traces (fails if its exact LRU is off)"
 cargo run --quiet --all-features --example hitratio > /dev/null
 
+step "warm restart example (fails unless a restored cache beats an empty one)"
+cargo run --quiet --all-features --example warm_restart > /dev/null
+
 step "benches compile (they are run by hand: see BENCHMARKS.md)"
 cargo bench --all-features --no-run
 

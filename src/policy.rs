@@ -342,6 +342,7 @@ impl Policy {
     /// probation (where victims come from), each ring youngest first. A snapshot lists
     /// entries in this order, so that a restore into a smaller cache keeps the ones this
     /// policy would have kept.
+    #[cfg(feature = "serde")]
     pub(crate) fn ranked(&self, arena: &impl Arena) -> Vec<SlotIndex> {
         let mut ranked = Vec::with_capacity(self.entries);
         for ring in [&self.protected, &self.window, &self.probation] {

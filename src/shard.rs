@@ -561,6 +561,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// The live entries, most valuable to the policy first, each with its written deadline
     /// (its time to live's end, or never): what a snapshot keeps.
+    #[cfg(feature = "serde")]
     pub(crate) fn ranked_entries<'a>(
         &'a self,
         now: &'a Now<'_>,
@@ -581,6 +582,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Stores an entry from a snapshot where it takes nothing from what the shard holds: not
     /// over a live entry or a pending load of its key (both newer than any snapshot), and
     /// only in the room the shard has left, so it evicts nothing. Returns whether it stored it.
+    #[cfg(feature = "serde")]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn restore(
         &mut self,
