@@ -79,7 +79,8 @@ fn main() {
     );
 }
 
-/// A cache with room for `entries` in every shard, however unevenly they spread.
+/// A cache of twice `entries`: each shard has room for twice its average share, so the
+/// entries fit however unevenly they spread.
 fn empty_cache(entries: u64) -> TtlCache<u64, u64> {
     TtlCache::builder()
         .max_capacity(entries * 2)

@@ -23,8 +23,6 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(feature = "serde")]
-use crate::snapshot::{self, CacheSnapshot, SnapshotEntry, WallClock};
 use crate::{
     builder::CacheBuilder,
     climber::Climber,
@@ -34,6 +32,11 @@ use crate::{
     shard::{LoadStart, Shard},
     stats::{CacheStats, Counters},
     sync::{Arc, Mutex, RwLock, block_on},
+};
+#[cfg(feature = "serde")]
+use crate::{
+    shard::Restored,
+    snapshot::{self, CacheSnapshot, SnapshotEntry, WallClock},
 };
 
 /// How a cache weighs entries against its capacity.
@@ -183,12 +186,16 @@ where
 
     #[inline]
     fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        let shards = &self.inner.shards;
+        &self.inner.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
         // Mixed, so that a hasher which leaves the high bits empty (an identity hash of small
         // integers) still spreads keys; then bits 32 and up. Within the shard the table
         // places keys by a spread of their short hash (`shard.rs`), not by these bits.
         let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &shards[(mixed >> 32) as usize & (shards.len() - 1)]
+        (mixed >> 32) as usize & (self.inner.shards.len() - 1)
     }
 
     /// Stores an entry in a locked shard, counts the write, and lets the policy adapt.
@@ -1014,11 +1021,12 @@ where
     /// The live entries, as clones, with each entry's expiry as wall-clock time: save it
     /// (it is `Serialize`) and [`restore`](Self::restore) it into the cache of the next run.
     ///
-    /// It does not stop the world: shards are copied one at a time under their read lock,
-    /// and reads and writes go on meanwhile, so each shard is seen as of its own moment.
-    /// Reading the entries counts nowhere, like [`peek`](Self::peek). The end of each
-    /// entry's time to live is kept, to the millisecond; a time to idle is not (a restored
-    /// entry's idle time starts when it is restored).
+    /// It does not stop the world: one shard at a time is copied, under its read lock, so
+    /// reads and writes of the other shards go on meanwhile, and each shard is seen as of its
+    /// own moment. (While a shard is copied, a write to it waits, and so do reads of it that
+    /// come after that write.) Reading the entries counts nowhere, like
+    /// [`peek`](Self::peek). Deadlines are kept to the millisecond, rounded down: the end of
+    /// each entry's time to live, and with a time to idle, when it would idle out.
     ///
     /// # Examples
     ///
@@ -1028,20 +1036,22 @@ where
     /// assert_eq!(cache.snapshot().len(), 1);
     /// ```
     pub fn snapshot(&self) -> CacheSnapshot<K, V> {
-        let wall = WallClock::at(self.inner.timeline.precise_now());
+        let timeline = &self.inner.timeline;
+        let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
         let shards = self
             .inner
             .shards
             .iter()
             .map(|shard| {
-                let now = Now::lazy(&self.inner.timeline);
+                let now = Now::lazy(timeline);
                 let shard = shard.read();
                 shard
                     .ranked_entries(&now)
-                    .map(|(key, value, deadline)| SnapshotEntry {
+                    .map(|(key, value, deadline, idle_deadline)| SnapshotEntry {
                         key: key.clone(),
                         value: value.clone(),
                         expires_at: wall.to_wall(deadline),
+                        idle_until: idle_deadline.and_then(|idle| wall.to_wall(idle)),
                     })
                     .collect()
             })
@@ -1051,20 +1061,23 @@ where
 
     /// Puts a snapshot's entries back; returns how many it stored.
     ///
-    /// An entry whose time to live ended since the snapshot was taken is skipped; the
-    /// others live the time they had left, and no longer than this cache's own time to
-    /// live. Entries without one stay without one (but take this cache's time to live, if
-    /// it has one).
+    /// An entry whose time to live ended since the snapshot was taken, or that idled out, is
+    /// skipped. The others keep the time to live they had left, whatever this cache's own
+    /// time to live, as if written with [`insert_with_ttl`](Self::insert_with_ttl); entries
+    /// without one stay without one. With a time to idle, an entry's idle time starts at the
+    /// restore.
     ///
     /// A restore only adds to what the cache holds:
     /// - it skips a key that has a live entry or a pending load, which are newer than the
     ///   snapshot, so it is safe to restore while traffic is already being served;
     /// - it evicts nothing: it stores an entry only where its shard has room for it
-    ///   (weighed by this cache's weigher), and skips it otherwise. The snapshot lists
-    ///   the entries the policy valued most first, so a smaller cache keeps those.
+    ///   (weighed by this cache's weigher), and skips it otherwise. The snapshot lists the
+    ///   entries the policy valued most first, so a smaller cache keeps those, and they are
+    ///   the last the policy would evict afterwards.
     ///
-    /// Restored entries count nowhere in [`stats`](Self::stats) and are not reported to
-    /// the eviction listener; expired entries it removes to make room are, as `Expired`.
+    /// Each shard's entries are stored under one hold of its write lock. Restored entries
+    /// count nowhere in [`stats`](Self::stats) and are not reported to the eviction listener;
+    /// expired entries removed to make room are, as `Expired`.
     ///
     /// # Examples
     ///
@@ -1095,26 +1108,34 @@ where
     pub fn restore(&self, snapshot: CacheSnapshot<K, V>) -> usize {
         // Room that expired entries take is room for the snapshot's.
         self.purge_expired();
-        let wall = WallClock::at(self.inner.timeline.precise_now());
-        let mut restored = 0;
+        let timeline = &self.inner.timeline;
+        let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
+        let mut by_shard: Vec<Vec<Restored<K, V>>> =
+            self.inner.shards.iter().map(|_| Vec::new()).collect();
         for entry in snapshot.into_entries() {
-            let time_to_live = match entry.expires_at {
-                None => self.inner.time_to_live,
-                Some(deadline) => match wall.time_left(deadline) {
-                    None => continue,
-                    Some(left) => Some(self.inner.time_to_live.map_or(left, |ttl| ttl.min(left))),
-                },
+            let idled_out = entry
+                .idle_until
+                .is_some_and(|idle| wall.to_tick(Some(idle)).is_none());
+            let Some(deadline) = wall.to_tick(entry.expires_at).filter(|_| !idled_out) else {
+                continue;
             };
-            let (key, value) = (entry.key, entry.value);
-            let hash = self.hash(&key);
-            let weight = self.weigh(&key, &value);
-            let now = Now::lazy(&self.inner.timeline);
+            let hash = self.hash(&entry.key);
+            let weight = self.weigh(&entry.key, &entry.value);
+            by_shard[self.shard_index(hash)].push(Restored {
+                hash,
+                key: entry.key,
+                value: entry.value,
+                weight,
+                deadline,
+            });
+        }
+        let mut restored = 0;
+        for (shard, entries) in self.inner.shards.iter().zip(by_shard) {
+            let now = Now::lazy(timeline);
             let mut removals = self.removals();
-            let mut shard = self.shard(hash).write();
-            if shard.restore(hash, key, value, weight, time_to_live, &now, &mut removals) {
-                restored += 1;
-                self.adapt(&mut shard);
-            }
+            let mut shard = shard.write();
+            restored += shard.restore(entries, &now, &mut removals);
+            self.adapt(&mut shard);
             drop(shard);
         }
         restored

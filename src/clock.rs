@@ -8,7 +8,11 @@
 //! `u64`. Eight bytes per deadline instead of an `Instant`'s sixteen, and a `Duration` too large
 //! to add (`Duration::MAX`) saturates to [`Tick::NEVER`] instead of panicking.
 
-use std::{cell::Cell, fmt, time::Duration, time::Instant};
+use std::{
+    cell::Cell,
+    fmt,
+    time::{Duration, Instant, SystemTime},
+};
 
 use crate::sync::{Arc, AtomicU64, Ordering};
 
@@ -51,6 +55,25 @@ pub trait Clock: Send + Sync + 'static {
     /// assert_eq!(clock.now(), clock.now());
     /// ```
     fn now(&self) -> Instant;
+
+    /// The wall-clock time now. Snapshots (feature `serde`) carry deadlines across a restart
+    /// as wall-clock times, read from here. The default reads `SystemTime::now()`; a clock
+    /// that moves its own time, as [`ManualClock`] does, moves this with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.wall_now();
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(clock.wall_now().duration_since(start).unwrap(), Duration::from_secs(60));
+    /// ```
+    fn wall_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// The default clock: the system's monotonic time, [`Instant::now`].
@@ -114,6 +137,8 @@ pub struct ManualClock {
 
 struct ManualTime {
     origin: Instant,
+    /// The wall-clock time at `origin`.
+    wall_origin: SystemTime,
     elapsed_nanos: AtomicU64,
 }
 
@@ -135,6 +160,7 @@ impl ManualClock {
         Self {
             shared: Arc::new(ManualTime {
                 origin: Instant::now(),
+                wall_origin: SystemTime::now(),
                 elapsed_nanos: AtomicU64::new(0),
             }),
         }
@@ -199,6 +225,14 @@ impl Clock for ManualClock {
         origin
             .checked_add(elapsed)
             .unwrap_or_else(|| furthest_after(origin, elapsed))
+    }
+
+    fn wall_now(&self) -> SystemTime {
+        // 584 years past now is a `SystemTime` on every platform Rust supports.
+        let wall_origin = self.shared.wall_origin;
+        wall_origin
+            .checked_add(self.elapsed())
+            .unwrap_or(wall_origin)
     }
 }
 
@@ -405,6 +439,15 @@ impl Timeline {
             _ => self.nanos_at(Instant::now()),
         };
         Tick(nanos.min(u64::MAX - 1))
+    }
+
+    /// The wall-clock time now, by the cache's clock ([`Clock::wall_now`]).
+    #[cfg(feature = "serde")]
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        match &self.clock {
+            Reading::Custom(clock) => clock.wall_now(),
+            _ => SystemTime::now(),
+        }
     }
 
     #[inline]

@@ -10,7 +10,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | yes | [`LoadingCache`]; background loads, `refresh_every` and `subscribe` of [`AsyncLazy`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
-//! | `serde` | no | [`CacheSnapshot`]: a cache's live entries saved and restored across a restart, expiry kept as wall-clock time |
+//! | `serde` | no | `CacheSnapshot`: a cache's live entries saved and restored across a restart, expiry kept as wall-clock time |
 //!
 //! # What users rely on
 //!

@@ -241,6 +241,17 @@ impl<K, V> Arena for Slots<K, V> {
     }
 }
 
+/// An entry from a snapshot, on its way into its shard.
+#[cfg(feature = "serde")]
+pub(crate) struct Restored<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) weight: u32,
+    /// Its written deadline, on this cache's clock.
+    pub(crate) deadline: Tick,
+}
+
 /// What a caller of `get_or_*` finds under the write lock.
 pub(crate) enum LoadStart<K, V> {
     /// A live value.
@@ -560,48 +571,85 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// The live entries, most valuable to the policy first, each with its written deadline
-    /// (its time to live's end, or never): what a snapshot keeps.
+    /// (its time to live's end, or never) and, with a time to idle, the deadline it idles out
+    /// at: what a snapshot keeps.
     #[cfg(feature = "serde")]
     pub(crate) fn ranked_entries<'a>(
         &'a self,
         now: &'a Now<'_>,
-    ) -> impl Iterator<Item = (&'a K, &'a V, Tick)> {
+    ) -> impl Iterator<Item = (&'a K, &'a V, Tick, Option<Tick>)> {
         self.policy
             .ranked(&self.slots)
             .into_iter()
             .filter_map(move |index| {
                 let slot = self.slots.get(index);
-                let written_deadline = match self.time_to_idle {
-                    Some(_) => self.slots.written_deadlines.get(index),
-                    None => slot.expires_at(),
+                if slot.is_expired(now) {
+                    return None;
+                }
+                let (written_deadline, idle_deadline) = match self.time_to_idle {
+                    Some(_) => (
+                        self.slots.written_deadlines.get(index),
+                        Some(slot.expires_at()),
+                    ),
+                    None => (slot.expires_at(), None),
                 };
-                (!slot.is_expired(now)).then_some((&slot.key, &slot.value, written_deadline))
+                Some((&slot.key, &slot.value, written_deadline, idle_deadline))
             })
     }
 
-    /// Stores an entry from a snapshot where it takes nothing from what the shard holds: not
-    /// over a live entry or a pending load of its key (both newer than any snapshot), and
-    /// only in the room the shard has left, so it evicts nothing. Returns whether it stored it.
+    /// Stores entries from a snapshot, listed most valuable first, where they take nothing
+    /// from what the shard holds: not over a live entry or a pending load of the key (both
+    /// newer than any snapshot), and only in the room the shard has left, so they evict
+    /// nothing; the most valuable that fit are chosen. Returns how many it stored.
+    ///
+    /// They are stored least valuable first, so that the most valuable are the youngest to
+    /// the policy, the last it would evict.
     #[cfg(feature = "serde")]
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn restore(
         &mut self,
-        hash: u64,
-        key: K,
-        value: V,
-        weight: u32,
-        time_to_live: Option<Duration>,
+        entries: Vec<Restored<K, V>>,
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
-    ) -> bool {
-        let room = self.capacity - self.weighted_size;
-        if u64::from(weight) > room
-            || self.live(hash, &key, now).is_some()
-            || self.loads.find(hash, &key).is_some()
-        {
-            return false;
+    ) -> usize {
+        // An entry would be expired as it is written with a time to idle of zero; it is
+        // skipped, not stored and reported as expired.
+        if entries.is_empty() || self.time_to_idle == Some(Duration::ZERO) {
+            return 0;
         }
-        self.insert(hash, key, value, weight, time_to_live, now, removals)
+        let mut room = self.capacity - self.weighted_size;
+        let chosen: Vec<Restored<K, V>> = entries
+            .into_iter()
+            .filter(|entry| {
+                let fits = u64::from(entry.weight) <= room
+                    && !entry.deadline.is_reached(now)
+                    && self.live(entry.hash, &entry.key, now).is_none()
+                    && self.loads.find(entry.hash, &entry.key).is_none();
+                if fits {
+                    room -= u64::from(entry.weight);
+                }
+                fits
+            })
+            .collect();
+        let mut stored = 0;
+        for entry in chosen.into_iter().rev() {
+            // A key the snapshot lists twice is stored once.
+            if self.live(entry.hash, &entry.key, now).is_some() {
+                continue;
+            }
+            let time_to_live =
+                (!entry.deadline.is_never()).then(|| entry.deadline.since(now.get()));
+            let Restored {
+                hash,
+                key,
+                value,
+                weight,
+                ..
+            } = entry;
+            if self.insert(hash, key, value, weight, time_to_live, now, removals) {
+                stored += 1;
+            }
+        }
+        stored
     }
 
     /// The live entries.

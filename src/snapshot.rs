@@ -2,18 +2,21 @@
 //!
 //! Rules:
 //! 1. Expiry crosses the restart as wall-clock time. A snapshot pairs one reading of the cache's
-//!    clock with one of `SystemTime`, and turns each written deadline (the end of the entry's
-//!    time to live) into milliseconds since the Unix epoch, rounded down; a restore turns it
-//!    back into the time left. An entry restored never outlives its deadline, an entry past it
-//!    is not restored, and an entry without one stays without one.
-//! 2. A time to idle is not carried: a restored entry's idle time starts at the restore, as
-//!    if it had just been written.
+//!    clock with one of its wall clock ([`Clock::wall_now`]), and turns each deadline into
+//!    milliseconds since the Unix epoch, rounded down; a restore turns it back into a deadline
+//!    on its own clock the same way. An entry restored never outlives its deadline, an entry
+//!    past it is not restored, and an entry without one stays without one.
+//! 2. With a time to idle, the idle deadline is kept too: an entry that idled out while the
+//!    process was down is not restored. One that did not starts a new idle period at the
+//!    restore, as if it had just been written.
 //! 3. Entries are listed most valuable first, by the policy's ranking (`Policy::ranked`), the
 //!    shards interleaved, so that a restore that runs out of room drops the least valuable.
 //! 4. A restore only adds: never over a live entry or a pending load of the same key (both
 //!    are newer than the snapshot), and never by evicting (see `Shard::restore`).
 //! 5. A serialized snapshot starts with a format tag that reading checks, so a file that is
 //!    not a snapshot, or of another format version, is an error rather than a garbled cache.
+//!
+//! [`Clock::wall_now`]: crate::Clock::wall_now
 
 use std::{
     fmt,
@@ -64,6 +67,10 @@ pub(crate) struct SnapshotEntry<K, V> {
     /// When the entry's time to live ends, in milliseconds since the Unix epoch; `None` for
     /// never.
     pub(crate) expires_at: Option<u64>,
+    /// With a time to idle, when the entry idles out unless it is read, in milliseconds since
+    /// the Unix epoch.
+    #[serde(default)]
+    pub(crate) idle_until: Option<u64>,
 }
 
 impl<K, V> CacheSnapshot<K, V> {
@@ -80,22 +87,48 @@ impl<K, V> CacheSnapshot<K, V> {
     }
 
     /// How many entries the snapshot holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.snapshot().len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the snapshot holds no entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// assert!(cache.snapshot().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// When the snapshot was taken, to the millisecond.
+    /// When the snapshot was taken, to the millisecond, by the cache's clock
+    /// ([`Clock::wall_now`](crate::Clock::wall_now)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// let age = SystemTime::now().duration_since(cache.snapshot().taken_at()).unwrap();
+    /// assert!(age < Duration::from_secs(60));
+    /// ```
     pub fn taken_at(&self) -> SystemTime {
         from_millis_since_epoch(self.taken_at)
     }
 }
 
-/// One moment on both the cache's clock and the wall clock, to carry deadlines across.
+/// One moment on both a cache's clock and its wall clock, to carry deadlines across.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WallClock {
     tick: Tick,
@@ -103,12 +136,9 @@ pub(crate) struct WallClock {
 }
 
 impl WallClock {
-    /// Pairs `now` on the cache's clock with the wall clock's now.
-    pub(crate) fn at(now: Tick) -> Self {
-        Self {
-            tick: now,
-            wall: SystemTime::now(),
-        }
+    /// Pairs `tick` and `wall`, two readings of one moment.
+    pub(crate) fn at(tick: Tick, wall: SystemTime) -> Self {
+        Self { tick, wall }
     }
 
     /// A deadline on the cache's clock as milliseconds since the Unix epoch, rounded down;
@@ -123,13 +153,22 @@ impl WallClock {
 
     /// The time left until a deadline in milliseconds since the Unix epoch; `None` once it
     /// has come. One too far out for `SystemTime` is `Duration::MAX`: never.
-    pub(crate) fn time_left(self, deadline: u64) -> Option<Duration> {
+    fn time_left(self, deadline: u64) -> Option<Duration> {
         let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(deadline)) else {
             return Some(Duration::MAX);
         };
         at.duration_since(self.wall)
             .ok()
             .filter(|left| !left.is_zero())
+    }
+
+    /// A deadline in milliseconds since the Unix epoch, or never, as a tick of the cache's
+    /// clock; `None` once it has come.
+    pub(crate) fn to_tick(self, deadline: Option<u64>) -> Option<Tick> {
+        match deadline {
+            None => Some(Tick::NEVER),
+            Some(deadline) => Some(self.tick.after(self.time_left(deadline)?)),
+        }
     }
 }
 
@@ -203,7 +242,7 @@ mod tests {
 
     #[test]
     fn deadlines_cross_the_wall_clock_rounded_down() {
-        let clock = WallClock::at(Tick::from_raw(1_000_000_000));
+        let clock = WallClock::at(Tick::from_raw(1_000_000_000), SystemTime::now());
         let deadline = Tick::from_raw(1_000_000_000 + 5_400_000);
         let wall = clock.to_wall(deadline).unwrap();
         assert_eq!(
@@ -213,12 +252,18 @@ mod tests {
         let left = clock.time_left(wall).unwrap();
         assert!(left <= Duration::from_nanos(5_400_000), "{left:?}");
         assert!(left > Duration::from_millis(4), "{left:?}");
+        assert_eq!(
+            clock.to_tick(Some(wall)),
+            Some(Tick::from_raw(1_000_000_000).after(left))
+        );
     }
 
     #[test]
     fn never_stays_never_and_the_past_is_gone() {
-        let clock = WallClock::at(Tick::from_raw(7));
+        let clock = WallClock::at(Tick::from_raw(7), SystemTime::now());
         assert_eq!(clock.to_wall(Tick::NEVER), None);
+        assert_eq!(clock.to_tick(None), Some(Tick::NEVER));
+        assert_eq!(clock.to_tick(Some(0)), None);
         assert_eq!(clock.time_left(0), None);
         assert_eq!(clock.time_left(millis_since_epoch(clock.wall)), None);
         let far = clock.time_left(u64::MAX).unwrap();
