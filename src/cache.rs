@@ -1106,8 +1106,6 @@ where
     /// assert_eq!(restarted.get("config"), None);
     /// ```
     pub fn restore(&self, snapshot: CacheSnapshot<K, V>) -> usize {
-        // Room that expired entries take is room for the snapshot's.
-        self.purge_expired();
         let timeline = &self.inner.timeline;
         let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
         let mut by_shard: Vec<Vec<Restored<K, V>>> =

@@ -616,6 +616,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if entries.is_empty() || self.time_to_idle == Some(Duration::ZERO) {
             return 0;
         }
+        // Room that expired entries take is room for the snapshot's.
+        self.purge_expired(now, removals);
         let mut room = self.capacity - self.weighted_size;
         let chosen: Vec<Restored<K, V>> = entries
             .into_iter()
