@@ -1,8 +1,9 @@
 //! Loom models of the crate's real code, through its sync facade.
 //!
-//! Run with `RUSTFLAGS="--cfg ttlcache_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release
-//! --test loom`. Without the cfg this file compiles to nothing.
-#![cfg(ttlcache_loom)]
+//! A module of the crate (`lib.rs` includes it under `--cfg ttlcache_loom`), so the models
+//! reach the engine's hand-overs (a refresh started and landed by hand, a lazy's load, its
+//! refresher's tick) without a public back door. Run with `RUSTFLAGS="--cfg ttlcache_loom"
+//! LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom_models`.
 
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -11,8 +12,12 @@ use std::{
     time::Duration,
 };
 
+use crate::{
+    ManualClock, RemovalCause, TtlCache,
+    cache::{KeyLeader, Refresh},
+    flight::Outcome,
+};
 use loom::{sync::Arc, thread};
-use ttlcache::{ManualClock, RemovalCause, TtlCache};
 
 /// Explores every interleaving of `body`, with at most `LOOM_MAX_PREEMPTIONS` (default 2)
 /// preemptions per run.
@@ -34,6 +39,25 @@ fn model(body: impl Fn() + Sync + Send + 'static) {
 }
 
 type Log = std::sync::Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+/// A refresh of one key, started while its value stays live.
+struct StartedRefresh(KeyLeader<u64, u64, std::hash::RandomState>);
+
+impl StartedRefresh {
+    /// Lands the reloaded value, as the refresh task does.
+    fn complete(self, value: u64) {
+        self.0.land(Outcome::Loaded(value));
+    }
+}
+
+/// Starts a refresh of `key`, as a stale read of a `LoadingCache` does; `None` if a load of
+/// the key is already running.
+fn start_refresh(cache: &TtlCache<u64, u64>, key: u64) -> Option<StartedRefresh> {
+    let hash = cache.hash(&key);
+    cache
+        .start_refresh(hash, key, Refresh::Always)
+        .map(StartedRefresh)
+}
 
 /// A one-shard cache whose listener logs what leaves.
 fn logged_cache(capacity: Option<u64>, clock: Option<ManualClock>) -> (TtlCache<u64, u64>, Log) {
@@ -290,10 +314,8 @@ fn a_snapshot_racing_an_eviction_sees_the_shard_before_or_after_it() {
     });
 }
 
-#[cfg(feature = "tokio")]
 #[test]
 fn a_refresh_completing_while_its_key_is_invalidated_never_writes() {
-    use ttlcache::loom_access::start_refresh;
     model(|| {
         let (cache, log) = logged_cache(None, None);
         cache.insert(1, 10);
@@ -308,10 +330,8 @@ fn a_refresh_completing_while_its_key_is_invalidated_never_writes() {
     });
 }
 
-#[cfg(feature = "tokio")]
 #[test]
 fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
-    use ttlcache::loom_access::start_refresh;
     model(|| {
         let (cache, _log) = logged_cache(None, None);
         cache.insert(1, 10);
@@ -323,10 +343,8 @@ fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
     });
 }
 
-#[cfg(feature = "tokio")]
 #[test]
 fn two_stale_reads_racing_to_refresh_start_one() {
-    use ttlcache::loom_access::start_refresh;
     model(|| {
         let (cache, _log) = logged_cache(None, None);
         cache.insert(1, 10);
@@ -357,8 +375,8 @@ fn two_stale_reads_racing_to_refresh_start_one() {
 
 mod lazy {
     use super::*;
+    use crate::AsyncLazy;
     use loom::sync::atomic::{AtomicUsize, Ordering};
-    use ttlcache::AsyncLazy;
 
     #[test]
     fn two_callers_racing_the_first_load_load_once_and_both_see_it() {
@@ -408,11 +426,10 @@ mod lazy {
 
     #[test]
     fn an_invalidate_racing_a_completing_load_wins() {
-        use ttlcache::loom_access::start_lazy_load;
         model(|| {
             let lazy = AsyncLazy::new(|| async { 0 });
-            let load = start_lazy_load(&lazy).expect("no load is running");
-            let completer = thread::spawn(move || load.complete(5));
+            let load = lazy.start_load().expect("no load is running");
+            let completer = thread::spawn(move || load.land(Outcome::Loaded(5.into())));
             lazy.invalidate();
             completer.join().unwrap();
             // Before or after the load landed, the invalidation leaves no value.
@@ -444,7 +461,6 @@ mod lazy {
     #[test]
     fn the_last_handle_dropped_while_the_refresher_ticks_drops_each_value_once() {
         use std::sync::atomic::{AtomicUsize as StdAtomic, Ordering as StdOrdering};
-        use ttlcache::loom_access::refresher;
 
         struct Tracked(std::sync::Arc<StdAtomic>);
         impl Drop for Tracked {
@@ -466,10 +482,13 @@ mod lazy {
                 async move { Tracked(drops) }
             });
             loom::future::block_on(lazy.get());
-            let refresher = std::sync::Arc::new(refresher(&lazy));
+            let refresher = std::sync::Arc::new(lazy.downgrade());
+            let tick = |refresher: &std::sync::Weak<_>| {
+                loom::future::block_on(crate::lazy::tick(refresher))
+            };
             let ticker = {
                 let refresher = std::sync::Arc::clone(&refresher);
-                thread::spawn(move || refresher.tick())
+                thread::spawn(move || tick(&refresher))
             };
             // The handle's reference count is std's, which loom does not see: a yield lets it
             // run the tick before the drop as well as after.
@@ -478,7 +497,7 @@ mod lazy {
             let ticked = ticker.join().unwrap();
             assert!(ticked.is_none() || ticked == Some(true));
             assert_eq!(
-                refresher.tick(),
+                tick(&refresher),
                 None,
                 "no handle is left: the refresher stops"
             );

@@ -48,11 +48,6 @@ pub enum BuildError {
     },
     /// `max_concurrent_loads` was zero: no load could ever run.
     ZeroConcurrentLoads,
-    /// A setting that only a loading cache uses was given to a builder that builds a plain one.
-    LoadingOnly {
-        /// The setting.
-        setting: &'static str,
-    },
     /// Built outside a tokio runtime, where a setting needs one to run loads in the background.
     NoTokioRuntime {
         /// What needs the runtime.
@@ -94,10 +89,6 @@ impl fmt::Display for BuildError {
             BuildError::ZeroConcurrentLoads => {
                 write!(f, "`max_concurrent_loads` must be at least 1, got 0")
             }
-            BuildError::LoadingOnly { setting } => write!(
-                f,
-                "`{setting}` applies to a loading cache: build it with `build_loading`"
-            ),
             BuildError::NoTokioRuntime { setting } => write!(
                 f,
                 "`{setting}` runs loads on a tokio runtime: call it from within one"
@@ -133,7 +124,8 @@ impl std::error::Error for BuildError {}
 pub enum LoadError<E> {
     /// The loader returned this error.
     Failed(Arc<E>),
-    /// The loader panicked. The panic went to the runtime's task, not to any caller.
+    /// The loader panicked. The panic was caught where the load ran, after the panic hook
+    /// reported it as it reports any panic; no caller unwinds, each gets this instead.
     Panicked,
     /// The loader took longer than `load_timeout`.
     TimedOut,

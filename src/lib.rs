@@ -52,18 +52,16 @@
 
 #![forbid(unsafe_code)]
 
-mod builder;
+pub mod builder;
 mod cache;
 mod climber;
 mod clock;
 mod error;
 mod flight;
+mod hash;
 mod lazy;
 #[cfg(feature = "tokio")]
 mod loading;
-#[cfg(all(ttlcache_loom, feature = "tokio"))]
-#[doc(hidden)]
-pub mod loom_access;
 mod policy;
 mod removal;
 mod shard;
@@ -86,6 +84,12 @@ pub use removal::RemovalCause;
 #[cfg(feature = "serde")]
 pub use snapshot::CacheSnapshot;
 pub use stats::CacheStats;
+
+/// The loom models (`loom-tests/`): compiled into the crate, so that they reach the engine's
+/// hand-overs without a public back door.
+#[cfg(all(test, ttlcache_loom, feature = "tokio"))]
+#[path = "../loom-tests/loom.rs"]
+mod loom_models;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

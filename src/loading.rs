@@ -1,7 +1,7 @@
 //! [`LoadingCache`]: a [`TtlCache`] that loads what it lacks, and refreshes before expiry.
 //!
-//! It is a front door to the cache's single-flight engine (`flight.rs`, `cache.rs`): the same
-//! pending loads, the same leaders, only run as tasks.
+//! It is a front door to the cache's single-flight engine (`flight/`, `cache/load.rs`): the
+//! same pending loads, the same leaders, only run as tasks.
 //!
 //! Rules:
 //! 1. Every load runs as a task, on the caller's tokio runtime (outside one, on the runtime the
@@ -16,9 +16,14 @@
 //!    refresh: a load registered for the key while its value stays live. A write to the key
 //!    (an insert, an invalidation) detaches the refresh, so what replaced or removed the entry
 //!    is never overwritten by it. A failed refresh leaves the old value until its time to live.
-//! 4. With `error_ttl`, a failure is stored in a second cache for that long, before its flight
-//!    settles and only if no write detached the load; meanwhile `get` of the key returns it
-//!    without a load, and no refresh starts.
+//! 4. With `error_ttl`, a failure is remembered in a second cache for that long, and counts
+//!    from before its flight settles, only if no write detached the load; meanwhile `get` of
+//!    the key returns it without a load, and no refresh starts. The leader puts it in that
+//!    cache before it lands the load (taking no lock of the main cache), unconfirmed; once the
+//!    landing finds the load still pending, it confirms it. A read honours only confirmed
+//!    failures, and `invalidate` removes the failure after the value, so a failure either
+//!    lands before an invalidation and is removed by it, or is never confirmed. The two
+//!    caches' locks are never held together.
 //! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
 //!    a fair (first come, first served) semaphore before it calls the loader. (A loader that
 //!    awaits another load of the same cache while all permits are taken waits forever.)
@@ -37,10 +42,11 @@ use tokio::{runtime::Handle, sync::Semaphore};
 
 use crate::{
     TtlCache,
-    builder::LoadingOptions,
-    cache::{Leader, Settings, Start},
+    builder::{Loading, Settings},
+    cache::{KeyLeader, Refresh},
     error::LoadError,
-    flight::{self, Flight, Outcome, catch_panic},
+    flight::{self, Answer, Landed, Led, Run, catch_panic},
+    sync::{AtomicBool, Ordering},
 };
 
 /// A boxed loader future.
@@ -85,7 +91,7 @@ struct Shared<K, V, E> {
     load_timeout: Option<Duration>,
     permits: Option<Arc<Semaphore>>,
     /// Failures remembered for `error_ttl` (rule 4).
-    errors: Option<TtlCache<K, LoadError<E>>>,
+    errors: Option<TtlCache<K, Arc<Remembered<E>>>>,
     runtime: Handle,
 }
 
@@ -98,7 +104,7 @@ where
 {
     pub(crate) fn new<F, Fut>(
         settings: Settings<K, V, S>,
-        options: LoadingOptions,
+        options: Loading,
         runtime: Handle,
         loader: F,
     ) -> Self
@@ -186,31 +192,22 @@ where
             return Err(error);
         }
         let key = key.to_owned();
-        // Set once a load this call spawned was abandoned: its runtime is gone (rule 2).
-        let mut run_here = false;
-        loop {
-            let (flight, led) = match self.cache.start(hash, key.clone()) {
-                Start::Hit(value) => return Ok(value),
-                Start::Wait(_, flight) => (flight, false),
-                Start::Lead(leader) if run_here => return self.run(leader, hash, key).await,
-                Start::Lead(leader) => {
-                    let flight = crate::sync::Arc::clone(leader.flight());
-                    self.spawn(leader, hash, key.clone());
-                    (flight, true)
+        let answer = flight::join_or_lead(
+            || self.cache.start(hash, &mut Some(key.clone())),
+            |leader, run| match run {
+                Run::Anywhere => {
+                    self.spawn(leader, key.clone());
+                    Led::Spawned
                 }
-            };
-            match &*Flight::wait(&flight).await {
-                Outcome::Loaded(value) => return Ok(value.clone()),
-                Outcome::Failed(error) => {
-                    if let Ok(error) = Arc::clone(error).downcast::<LoadError<E>>() {
-                        return Err((*error).clone());
-                    }
-                }
-                Outcome::Abandoned => run_here |= led,
-            }
-            // Abandoned, or failed with an error of another type (a `get_or_*` call of the
-            // underlying cache): start over.
+                Run::Here => Led::Here(self.run(leader, key.clone())),
+            },
+        )
+        .await;
+        // A value found now, after the miss counted above, is another caller's fresh load.
+        if let Answer::Found(value) = answer {
+            return Ok(value);
         }
+        answer.into_result().map_err(|error| (*error).clone())
     }
 
     /// The value for `key` if the cache holds it live; never loads.
@@ -312,7 +309,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.start_refresh(self.cache.hash(key), key.to_owned(), false);
+        self.start_refresh(self.cache.hash(key), key.to_owned(), Refresh::Always);
     }
 
     /// The cache underneath, for its other methods: `insert`, `len`, `stats`, `iter`, ...
@@ -341,16 +338,15 @@ where
     {
         let (value, stale) = self.cache.read(hash, key)?;
         if stale && !self.cache.is_loading(hash, key) && self.remembered_error(key).is_none() {
-            self.start_refresh(hash, key.to_owned(), true);
+            self.start_refresh(hash, key.to_owned(), Refresh::IfStale);
         }
         Some(value)
     }
 
-    /// Starts a background reload; with `only_if_stale`, only if the entry is still due for
-    /// one once the shard is locked (another reader's refresh may just have landed).
-    fn start_refresh(&self, hash: u64, key: K, only_if_stale: bool) {
-        if let Some(leader) = self.cache.start_refresh(hash, key.clone(), only_if_stale) {
-            self.spawn(leader, hash, key);
+    /// Starts a background reload (see [`Refresh`]).
+    fn start_refresh(&self, hash: u64, key: K, refresh: Refresh) {
+        if let Some(leader) = self.cache.start_refresh(hash, key.clone(), refresh) {
+            self.spawn(leader, key);
         }
     }
 
@@ -359,23 +355,29 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shared.errors.as_ref()?.peek(key)
+        let remembered = self.shared.errors.as_ref()?.peek(key)?;
+        remembered.is_confirmed().then(|| remembered.error.clone())
     }
 
     /// Runs the load as a task on the caller's runtime, or outside one, on the runtime the
     /// cache was built in.
-    fn spawn(&self, leader: Leader<K, V, S>, hash: u64, key: K) {
+    fn spawn(&self, leader: KeyLeader<K, V, S>, key: K) {
         let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
         let this = self.clone();
         drop(runtime.spawn(async move {
             // The outcome reaches the callers through the flight.
-            let _ = this.run(leader, hash, key).await;
+            let _ = this.run(leader, key).await;
         }));
     }
 
     /// Runs one load: waits for a permit, calls the loader within the timeout, catches a
-    /// panic, remembers a failure (with `error_ttl`), then stores and shares the outcome.
-    async fn run(&self, leader: Leader<K, V, S>, hash: u64, key: K) -> Result<V, LoadError<E>> {
+    /// panic, remembers a failure (with `error_ttl`, rule 4), then stores and shares the
+    /// outcome.
+    async fn run(
+        &self,
+        leader: KeyLeader<K, V, S>,
+        key: K,
+    ) -> Result<V, std::sync::Arc<LoadError<E>>> {
         let _permit = match &self.shared.permits {
             Some(permits) => Some(
                 Arc::clone(permits)
@@ -385,40 +387,69 @@ where
             ),
             None => None,
         };
-        let started = self.cache.precise_now();
-        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
-        // Marked as led by whichever thread polls it: a loader that asks for its own key
-        // panics (and its callers get `Panicked`) instead of waiting for itself.
-        let load = flight::lead(leader.flight(), async { (self.shared.loader)(key).await });
+        let remembered = std::sync::OnceLock::new();
+        let load = async {
+            let result = self.cache.timed(self.call_loader(key.clone())).await;
+            if let Some(errors) = &self.shared.errors {
+                match &result {
+                    Ok(_) => drop(errors.remove(&key)),
+                    Err(error) => {
+                        let failure = Arc::new(Remembered::unconfirmed(error.clone()));
+                        errors.insert(key.clone(), Arc::clone(&failure));
+                        drop(remembered.set(failure));
+                    }
+                }
+            }
+            result
+        };
+        leader
+            .run_noting(load, |_, landed| {
+                if let (Some(failure), Landed::Kept) = (remembered.get(), landed) {
+                    failure.confirm();
+                }
+            })
+            .await
+    }
+
+    /// Calls the loader within `load_timeout`, turning a panic into [`LoadError::Panicked`].
+    async fn call_loader(&self, key: K) -> Result<V, LoadError<E>> {
+        let load = (self.shared.loader)(key);
         let limited = async {
             match self.shared.load_timeout {
                 Some(limit) => tokio::time::timeout(limit, load).await.ok(),
                 None => Some(load.await),
             }
         };
-        let result = match catch_panic(limited).await {
+        match catch_panic(limited).await {
             Ok(Some(Ok(value))) => Ok(value),
             Ok(Some(Err(error))) => Err(LoadError::Failed(Arc::new(error))),
             Ok(None) => Err(LoadError::TimedOut),
             Err(()) => Err(LoadError::Panicked),
-        };
-        self.cache
-            .record_load(result.is_ok(), self.cache.precise_now().since(started));
-        if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
-            match &result {
-                Ok(_) => drop(errors.remove(&key)),
-                // Only while no write detached the load: an `invalidate` that came first
-                // forgets the failure as it forgets the value (rule 4).
-                Err(error) => self.cache.while_pending(hash, leader.flight(), || {
-                    errors.insert(key, error.clone());
-                }),
-            }
         }
-        leader.land(match &result {
-            Ok(value) => Outcome::Loaded(value.clone()),
-            Err(error) => Outcome::Failed(Arc::new(error.clone())),
-        });
-        result
+    }
+}
+
+/// A failure remembered for `error_ttl`: honoured once its load has landed undetached
+/// (rule 4).
+struct Remembered<E> {
+    error: LoadError<E>,
+    confirmed: AtomicBool,
+}
+
+impl<E> Remembered<E> {
+    fn unconfirmed(error: LoadError<E>) -> Self {
+        Self {
+            error,
+            confirmed: AtomicBool::new(false),
+        }
+    }
+
+    fn confirm(&self) {
+        self.confirmed.store(true, Ordering::Release);
+    }
+
+    fn is_confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::Acquire)
     }
 }
 

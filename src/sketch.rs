@@ -62,7 +62,7 @@ impl Sketch {
     /// The word and bit shift of each of `fingerprint`'s four counters.
     #[inline]
     fn counters(&self, fingerprint: u32) -> [(usize, u32); 4] {
-        let mixed = u64::from(fingerprint).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mixed = crate::hash::mix(u64::from(fingerprint));
         // The high half picks the block (multiply-shift: any block count, no modulo); the
         // low half, for each counter, one of two words and one of sixteen counters in it.
         let block = ((mixed >> 32) * self.blocks) >> 32;

@@ -12,7 +12,8 @@
 //! 3. Entries are listed most valuable first, by the policy's ranking (`Policy::ranked`), the
 //!    shards interleaved, so that a restore that runs out of room drops the least valuable.
 //! 4. A restore only adds: never over a live entry or a pending load of the same key (both
-//!    are newer than the snapshot), and never by evicting (see `Shard::restore`).
+//!    are newer than the snapshot), and never by evicting (see `Shard::restore`). A key listed
+//!    twice is restored from its first copy only.
 //! 5. A serialized snapshot starts with a format tag that reading checks, so a file that is
 //!    not a snapshot, or of another format version, is an error rather than a garbled cache.
 //!
@@ -20,12 +21,17 @@
 
 use std::{
     fmt,
+    hash::{BuildHasher, Hash},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use crate::clock::Tick;
+use crate::{
+    TtlCache,
+    clock::{Now, Tick},
+    shard::Restored,
+};
 
 /// The live entries of a [`TtlCache`](crate::TtlCache), with their expiry as wall-clock time:
 /// what [`TtlCache::snapshot`](crate::TtlCache::snapshot) takes and
@@ -125,6 +131,132 @@ impl<K, V> CacheSnapshot<K, V> {
     /// ```
     pub fn taken_at(&self) -> SystemTime {
         from_millis_since_epoch(self.taken_at)
+    }
+}
+
+/// Snapshots for warm restarts.
+impl<K, V, S> TtlCache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The live entries, as clones, with each entry's expiry as wall-clock time: save it
+    /// (it is `Serialize`) and [`restore`](Self::restore) it into the cache of the next run.
+    ///
+    /// It does not stop the world: one shard at a time is copied, under its read lock, so
+    /// reads and writes of the other shards go on meanwhile, and each shard is seen as of its
+    /// own moment. (While a shard is copied, a write to it waits, and so do reads of it that
+    /// come after that write.) Reading the entries counts nowhere, like
+    /// [`peek`](Self::peek). Deadlines are kept to the millisecond, rounded down: the end of
+    /// each entry's time to live, and with a time to idle, when it would idle out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.snapshot().len(), 1);
+    /// ```
+    pub fn snapshot(&self) -> CacheSnapshot<K, V> {
+        let timeline = self.timeline();
+        let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
+        let shards = self
+            .shards()
+            .map(|shard| {
+                let now = Now::lazy(timeline);
+                let shard = shard.read();
+                shard
+                    .ranked_entries(&now)
+                    .map(|(key, value, deadline, idle_deadline)| SnapshotEntry {
+                        key: key.clone(),
+                        value: value.clone(),
+                        expires_at: wall.to_wall(deadline),
+                        idle_until: idle_deadline.and_then(|idle| wall.to_wall(idle)),
+                    })
+                    .collect()
+            })
+            .collect();
+        CacheSnapshot::new(wall, interleave(shards))
+    }
+
+    /// Puts a snapshot's entries back; returns how many it stored.
+    ///
+    /// An entry whose time to live ended since the snapshot was taken, or that idled out, is
+    /// skipped. The others keep the time to live they had left, whatever this cache's own
+    /// time to live, as if written with [`insert_with_ttl`](Self::insert_with_ttl); entries
+    /// without one stay without one. With a time to idle, an entry's idle time starts at the
+    /// restore.
+    ///
+    /// A restore only adds to what the cache holds:
+    /// - it skips a key that has a live entry or a pending load, which are newer than the
+    ///   snapshot, so it is safe to restore while traffic is already being served;
+    /// - it evicts nothing: it stores an entry only where its shard has room for it
+    ///   (weighed by this cache's weigher), and skips it otherwise. The snapshot lists the
+    ///   entries the policy valued most first, so a smaller cache keeps those, and they are
+    ///   the last the policy would evict afterwards.
+    ///
+    /// Each shard's entries are stored under one hold of its write lock. Restored entries
+    /// count nowhere in [`stats`](Self::stats) and are not reported to the eviction listener;
+    /// expired entries removed to make room are, as `Expired`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert("config", 1);
+    /// clock.advance(Duration::from_secs(45));
+    /// let snapshot = cache.snapshot();
+    ///
+    /// let restarted = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(restarted.restore(snapshot), 1);
+    /// // It keeps the 15 seconds it had left, not a fresh minute.
+    /// clock.advance(Duration::from_secs(15));
+    /// assert_eq!(restarted.get("config"), None);
+    /// ```
+    pub fn restore(&self, snapshot: CacheSnapshot<K, V>) -> usize {
+        let timeline = self.timeline();
+        let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
+        let mut by_shard: Vec<Vec<Restored<K, V>>> = self.shards().map(|_| Vec::new()).collect();
+        for entry in snapshot.into_entries() {
+            let idled_out = entry
+                .idle_until
+                .is_some_and(|idle| wall.to_tick(Some(idle)).is_none());
+            let Some(deadline) = wall.to_tick(entry.expires_at).filter(|_| !idled_out) else {
+                continue;
+            };
+            let hash = self.hash(&entry.key);
+            let weight = self.weigh(&entry.key, &entry.value);
+            by_shard[self.shard_index(hash)].push(Restored {
+                hash,
+                key: entry.key,
+                value: entry.value,
+                weight,
+                deadline,
+            });
+        }
+        let mut restored = 0;
+        for (shard, entries) in self.shards().zip(by_shard) {
+            let now = Now::lazy(timeline);
+            let mut removals = self.removals();
+            let mut shard = shard.write();
+            restored += shard.restore(entries, &now, &mut removals);
+            self.adapt(&mut shard);
+            drop(shard);
+        }
+        restored
     }
 }
 

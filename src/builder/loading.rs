@@ -1,0 +1,211 @@
+//! The settings only a [`LoadingCache`](crate::LoadingCache) honours, and the builder state
+//! they move a [`CacheBuilder`] into.
+
+use std::time::Duration;
+
+use super::{CacheBuilder, Plain};
+#[cfg(feature = "tokio")]
+use super::{Durations, Timer, check_durations, tokio_runtime};
+#[cfg(feature = "tokio")]
+use crate::error::BuildError;
+
+/// The state of a [`CacheBuilder`] given a setting that only a
+/// [`LoadingCache`](crate::LoadingCache) honours (`refresh_after`, `load_timeout`,
+/// `max_concurrent_loads`, `error_ttl`): it has no `build`, only `build_loading`, so such a
+/// setting cannot be given to a plain cache by mistake.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use ttlcache::{CacheBuilder, TtlCache, builder::Loading};
+///
+/// let builder: CacheBuilder<u32, u32, _, Loading> =
+///     TtlCache::builder().refresh_after(Duration::from_secs(30));
+/// let cache = builder
+///     .build_loading(|n: u32| async move { Ok::<_, String>(n) })
+///     .unwrap();
+/// assert_eq!(cache.get(&3).await, Ok(3));
+/// # }
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loading {
+    pub(crate) refresh_after: Option<Duration>,
+    pub(crate) load_timeout: Option<Duration>,
+    pub(crate) max_concurrent_loads: Option<usize>,
+    pub(crate) error_ttl: Option<Duration>,
+}
+
+/// The states of a [`CacheBuilder`]: [`Plain`] and [`Loading`]. Sealed.
+pub trait Kind: sealed::Sealed {
+    /// The loading settings given so far.
+    #[doc(hidden)]
+    fn into_loading(self) -> Loading;
+}
+
+impl Kind for Plain {
+    fn into_loading(self) -> Loading {
+        Loading::default()
+    }
+}
+
+impl Kind for Loading {
+    fn into_loading(self) -> Loading {
+        self
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Plain {}
+    impl Sealed for super::Loading {}
+}
+
+impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
+    /// For a [`LoadingCache`](crate::LoadingCache): an entry older than this (since its write)
+    /// is reloaded in the background when it is read, while readers keep getting the current
+    /// value. The reloaded value gets the cache's `time_to_live` afresh. Must be shorter than
+    /// `time_to_live`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let prices = ttlcache::TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .refresh_after(Duration::from_secs(30))
+    ///     .build_loading(|sku: u32| async move { Ok::<_, std::io::Error>(sku * 100) })
+    ///     .unwrap();
+    /// assert_eq!(prices.get(&7).await.unwrap(), 700);
+    /// # }
+    /// ```
+    pub fn refresh_after(self, refresh_after: Duration) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.refresh_after = Some(refresh_after))
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): a load that runs longer fails with
+    /// [`LoadError::TimedOut`](crate::LoadError::TimedOut), and its loader future is dropped.
+    /// Time spent queued for [`max_concurrent_loads`](Self::max_concurrent_loads) does not count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder()
+    ///     .load_timeout(std::time::Duration::from_secs(2));
+    /// # drop(builder);
+    /// ```
+    pub fn load_timeout(self, load_timeout: Duration) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.load_timeout = Some(load_timeout))
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): at most this many loader futures run at
+    /// once; further loads wait their turn, first come first served.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder().max_concurrent_loads(8);
+    /// # drop(builder);
+    /// ```
+    pub fn max_concurrent_loads(
+        self,
+        max_concurrent_loads: usize,
+    ) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.max_concurrent_loads = Some(max_concurrent_loads))
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): a failed load is remembered for this long,
+    /// and `get` of its key returns the same error without calling the loader, so a failing
+    /// backend is not hammered. By default, and with zero, failures are not remembered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder()
+    ///     .error_ttl(std::time::Duration::from_secs(5));
+    /// # drop(builder);
+    /// ```
+    pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.error_ttl = Some(error_ttl))
+    }
+
+    /// The same settings in the loading state, with `set` applied to its loading settings.
+    fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, Loading> {
+        self.map(|hasher, kind| {
+            let mut loading = kind.into_loading();
+            set(&mut loading);
+            (hasher, loading)
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
+    /// Builds a [`LoadingCache`](crate::LoadingCache) that calls `loader` for keys it lacks.
+    ///
+    /// Loads run as tasks on the tokio runtime this is called in.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](CacheBuilder::build), and [`BuildError::ZeroDuration`] for
+    /// a zero `refresh_after` or `load_timeout`, [`BuildError::RefreshNotBeforeExpiry`] if
+    /// `refresh_after >= time_to_live`, [`BuildError::ZeroConcurrentLoads`],
+    /// [`BuildError::NoTokioRuntime`] outside a tokio runtime, and [`BuildError::NoTokioTimer`]
+    /// for `load_timeout` in a runtime without its timer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let users = ttlcache::TtlCache::builder()
+    ///     .max_capacity(10_000)
+    ///     .time_to_live(Duration::from_secs(300))
+    ///     .build_loading(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) })
+    ///     .unwrap();
+    /// assert_eq!(users.get(&7).await.unwrap(), "user 7");
+    /// # }
+    /// ```
+    pub fn build_loading<E, F, Fut>(
+        self,
+        loader: F,
+    ) -> Result<crate::LoadingCache<K, V, E, S>, BuildError>
+    where
+        E: Send + Sync + 'static,
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let runtime = tokio_runtime("build_loading", Timer::NotNeeded)?;
+        let time_to_live = self.time_to_live;
+        let (mut settings, kind) = self.checked()?;
+        let loading = kind.into_loading();
+        check_durations(Durations {
+            nonzero: &[
+                ("refresh_after", loading.refresh_after),
+                ("load_timeout", loading.load_timeout),
+            ],
+            refresh_after: loading.refresh_after,
+            time_to_live,
+        })?;
+        if loading.max_concurrent_loads == Some(0) {
+            return Err(BuildError::ZeroConcurrentLoads);
+        }
+        if loading.load_timeout.is_some() {
+            tokio_runtime("load_timeout", Timer::Needed)?;
+        }
+        settings.refresh_after = loading.refresh_after;
+        Ok(crate::LoadingCache::new(settings, loading, runtime, loader))
+    }
+}

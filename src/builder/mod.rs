@@ -1,0 +1,359 @@
+//! [`CacheBuilder`]: a cache's settings, checked once at `build`.
+//!
+//! The builder's type says what it builds: settings that only a [`LoadingCache`] honours
+//! (`loading.rs`) move it from the [`Plain`] state, whose `build` makes a [`TtlCache`], to the
+//! [`Loading`] state, which has no `build`, only `build_loading`. What the builders of caches
+//! and lazies check alike is in `settings.rs`.
+//!
+//! [`LoadingCache`]: crate::LoadingCache
+
+mod loading;
+mod settings;
+
+use std::{fmt, hash::RandomState, time::Duration};
+
+pub use loading::{Kind, Loading};
+pub(crate) use settings::{Durations, MAX_SHARDS, Settings, check_durations};
+#[cfg(feature = "tokio")]
+pub(crate) use settings::{Timer, tokio_runtime};
+
+use crate::{
+    cache::{TtlCache, Weigher},
+    clock::{Clock, TimeSource},
+    error::BuildError,
+    removal::{Listener, RemovalCause},
+};
+
+/// Settings for a [`TtlCache`], made by [`TtlCache::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ttlcache::TtlCache;
+///
+/// let cache = TtlCache::builder()
+///     .max_capacity(10_000)
+///     .time_to_live(Duration::from_secs(300))
+///     .time_to_idle(Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// cache.insert("token".to_string(), 42);
+/// assert_eq!(cache.get("token"), Some(42));
+/// ```
+#[must_use]
+pub struct CacheBuilder<K, V, S = RandomState, L = Plain> {
+    max_capacity: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
+    shards: Option<usize>,
+    clock: TimeSource,
+    listener: Option<Listener<K, V>>,
+    hasher: S,
+    kind: L,
+}
+
+/// The state of a [`CacheBuilder`] given no setting that only a loading cache honours: it
+/// builds a [`TtlCache`] with `build`, or a loading cache with `build_loading`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Plain;
+
+impl<K, V> CacheBuilder<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            max_capacity: None,
+            weigher: None,
+            time_to_live: None,
+            time_to_idle: None,
+            shards: None,
+            clock: TimeSource::default(),
+            listener: None,
+            hasher: RandomState::new(),
+            kind: Plain,
+        }
+    }
+}
+
+impl<K, V, S, L> CacheBuilder<K, V, S, L> {
+    /// The most total weight the cache holds; by default it is unbounded.
+    ///
+    /// With no [`weigher`](Self::weigher) every entry weighs 1, so this is an entry count. The
+    /// bound is hard: after any call returns, `weighted_size() <= max_capacity`. A capacity of
+    /// zero makes a cache that stores nothing (but entries a weigher gives a weight of zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::builder().max_capacity(2).build().unwrap();
+    /// for key in 0..10 {
+    ///     cache.insert(key, key);
+    /// }
+    /// assert_eq!(cache.len(), 2);
+    /// ```
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = Some(max_capacity);
+        self
+    }
+
+    /// How much of the capacity an entry uses; by default 1.
+    ///
+    /// The cache splits its capacity evenly among its shards, and an entry heavier than its
+    /// shard's share is not stored: the listener sees it with [`RemovalCause::Size`].
+    /// The weigher is called once per write, sometimes with the shard locked (when a loaded
+    /// value is stored), so it should be cheap and must not call into the cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .max_capacity(10)
+    ///     .shards(1)
+    ///     .weigher(|_key: &u32, value: &String| value.len() as u32)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, "four".to_string());
+    /// cache.insert(2, "seven!!".to_string());
+    /// assert_eq!(cache.weighted_size(), 7);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// How long an entry lives after it was written; by default, forever.
+    ///
+    /// An entry written at `t` is returned at every time before `t + time_to_live` and never
+    /// from then on. A duration too large to add to an `Instant` (such as `Duration::MAX`)
+    /// means never; zero means every entry expires as it is written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn time_to_live(mut self, time_to_live: Duration) -> Self {
+        self.time_to_live = Some(time_to_live);
+        self
+    }
+
+    /// How long an entry lives after it was last read or written; by default, forever.
+    ///
+    /// Each [`get`](TtlCache::get) hit at `r` moves the entry's deadline to
+    /// `min(write + time_to_live, r + time_to_idle)`. [`peek`](TtlCache::peek) does not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder()
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(9));
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// clock.advance(Duration::from_secs(9));
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn time_to_idle(mut self, time_to_idle: Duration) -> Self {
+        self.time_to_idle = Some(time_to_idle);
+        self
+    }
+
+    /// How many independently locked parts the cache has: a power of two from 1 to 65536.
+    ///
+    /// By default, thirty-two per core the machine has (so that two threads seldom take one
+    /// shard's lock), but fewer for small capacities, so that each shard can hold at least 256
+    /// entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u64, u64>::builder().shards(16).build().unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The clock expiry reads; by default [`SystemClock`](crate::SystemClock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = ttlcache::ManualClock::new();
+    /// let cache = ttlcache::TtlCache::<u64, u64>::builder().clock(clock).build().unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = TimeSource::of(clock);
+        self
+    }
+
+    /// Called with each entry that leaves the cache, and why: see [`RemovalCause`].
+    ///
+    /// It runs on the thread whose call removed the entry, after the cache's locks are
+    /// released, so it may call into the cache. Every entry that leaves a live cache is
+    /// reported exactly once; dropping the cache reports nothing.
+    ///
+    /// # Panics
+    ///
+    /// A panic in the listener does not stop the other removals of that call from being
+    /// reported, nor harm the cache: the first panic is resumed once all are reported, in the
+    /// call that removed the entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let evicted = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&evicted);
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .max_capacity(1)
+    ///     .eviction_listener(move |_key: u32, _value: u32, cause| {
+    ///         if cause.was_evicted() {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// The hasher that picks shards and buckets; by default [`RandomState`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::hash::BuildHasherDefault;
+    /// use std::collections::hash_map::DefaultHasher;
+    ///
+    /// let cache = ttlcache::TtlCache::<u64, u64>::builder()
+    ///     .hasher(BuildHasherDefault::<DefaultHasher>::default())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2, L> {
+        self.map(|_, kind| (hasher, kind))
+    }
+
+    /// The same settings with another hasher or in another state.
+    fn map<S2, L2>(self, f: impl FnOnce(S, L) -> (S2, L2)) -> CacheBuilder<K, V, S2, L2> {
+        let (hasher, kind) = f(self.hasher, self.kind);
+        CacheBuilder {
+            max_capacity: self.max_capacity,
+            weigher: self.weigher,
+            time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
+            shards: self.shards,
+            clock: self.clock,
+            listener: self.listener,
+            hasher,
+            kind,
+        }
+    }
+
+    /// Checks the settings of a cache of either kind.
+    fn checked(self) -> Result<(Settings<K, V, S>, L), BuildError> {
+        let shards = settings::shard_count(self.shards, self.max_capacity)?;
+        let settings = Settings {
+            shards,
+            max_capacity: self.max_capacity,
+            weigher: self.weigher,
+            time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
+            refresh_after: None,
+            clock: self.clock,
+            listener: self.listener,
+            hasher: self.hasher,
+        };
+        Ok((settings, self.kind))
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S, Plain> {
+    /// Checks the settings and builds the cache.
+    ///
+    /// It starts no thread. (With the default [`SystemClock`](crate::SystemClock), the
+    /// cache's first read of the time starts the process's ticker thread, which stops again
+    /// when no cache reads the time.) A builder given a setting that only a
+    /// [`LoadingCache`](crate::LoadingCache) honours has no `build`: its type is
+    /// [`CacheBuilder<_, _, _, Loading>`](Loading), which builds with
+    /// [`build_loading`](Self::build_loading) only.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidShards`] if `shards` is not a power of two from 1 to 65536, and
+    /// [`BuildError::ShardsExceedCapacity`] if it exceeds a nonzero `max_capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ttlcache::{BuildError, TtlCache};
+    ///
+    /// let error = TtlCache::<u32, u32>::builder().max_capacity(4).shards(8).build();
+    /// assert_eq!(
+    ///     error.unwrap_err(),
+    ///     BuildError::ShardsExceedCapacity { shards: 8, max_capacity: 4 }
+    /// );
+    /// ```
+    ///
+    /// A setting of a loading cache leaves no `build` to call:
+    ///
+    /// ```compile_fail
+    /// let cache = ttlcache::TtlCache::<u64, u64>::builder()
+    ///     .refresh_after(std::time::Duration::from_secs(1))
+    ///     .build();
+    /// ```
+    pub fn build(self) -> Result<TtlCache<K, V, S>, BuildError> {
+        let (settings, Plain) = self.checked()?;
+        Ok(TtlCache::from_settings(settings))
+    }
+}
+
+impl<K, V, S: fmt::Debug, L: fmt::Debug> fmt::Debug for CacheBuilder<K, V, S, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("time_to_live", &self.time_to_live)
+            .field("time_to_idle", &self.time_to_idle)
+            .field("shards", &self.shards)
+            .field("clock", &self.clock)
+            .field("eviction_listener", &self.listener.is_some())
+            .field("hasher", &self.hasher)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}

@@ -1,0 +1,630 @@
+//! [`TtlCache`]: the sharded wrapper that owns the locks around each [`Shard`].
+//!
+//! This file holds the map's operations; `load.rs` the `get_or_*` front door to the
+//! single-flight engine (`flight/`), and `snapshot.rs` (at the crate root) snapshots.
+//!
+//! Rules:
+//! 1. A hit takes one shard's read lock and writes only atomics: the entry's policy mark (once),
+//!    its idle deadline (with a time to idle), and this thread's stats stripe. Never a write
+//!    lock, never a lock shared by all shards.
+//! 2. A write takes one shard's write lock. What it removes is reported and dropped after the
+//!    lock is released (`removal.rs`). The weigher runs before the lock for `insert`, and under
+//!    it when a loaded value is stored (the leader's key is in the shard by then).
+//! 3. The clock is read only when something can expire: on writes with a time to live or to
+//!    idle, and on reads of entries that have a deadline.
+//! 4. `get_or_*` follow the single-flight rules in `flight/mod.rs`. The synchronous ones block
+//!    on the same engine as the asynchronous ones, after a lock-free-of-writes fast path.
+
+mod load;
+
+use std::{
+    borrow::Borrow,
+    fmt,
+    hash::{BuildHasher, Hash, RandomState},
+    time::Duration,
+};
+
+use crossbeam_utils::CachePadded;
+
+pub(crate) use load::KeyLeader;
+#[cfg(feature = "tokio")]
+pub(crate) use load::Refresh;
+
+use crate::{
+    builder::{CacheBuilder, Settings},
+    climber::Climber,
+    clock::{Now, Timeline},
+    hash,
+    removal::{Listener, Removals},
+    shard::{Shard, Write},
+    stats::{CacheStats, Counters},
+    sync::{Arc, Mutex, RwLock},
+};
+
+/// How a cache weighs entries against its capacity.
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// A thread-safe, sharded map with expiry, a hard capacity bound and single-flight loading.
+///
+/// A `TtlCache` is a cheap handle: clones share one cache. Values are returned as clones,
+/// never as guards that hold a lock; store an `Arc<T>` to share a large value.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ttlcache::TtlCache;
+///
+/// let cache = TtlCache::new(10_000, Duration::from_secs(60));
+/// cache.insert("user:1".to_string(), "Ada");
+/// assert_eq!(cache.get("user:1"), Some("Ada"));
+///
+/// let name = cache.get_or_insert_with("user:2".to_string(), || "Grace");
+/// assert_eq!(name, "Grace");
+/// ```
+pub struct TtlCache<K, V, S = RandomState> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+/// A shard behind its lock, on cache lines of its own.
+type LockedShard<K, V> = CachePadded<RwLock<Shard<K, V>>>;
+
+struct Inner<K, V, S> {
+    shards: Box<[LockedShard<K, V>]>,
+    hasher: S,
+    timeline: Timeline,
+    time_to_live: Option<Duration>,
+    max_capacity: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    counters: Counters,
+    climber: Mutex<Climber>,
+}
+
+impl<K, V, S> TtlCache<K, V, S> {
+    pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Self {
+        let count = settings.shards as u64;
+        let shards = (0..count)
+            .map(|index| {
+                // Split the capacity so that the shards' shares add up to it exactly.
+                let capacity = settings
+                    .max_capacity
+                    .map_or(u64::MAX, |max| max / count + u64::from(index < max % count));
+                let shard = Shard::new(
+                    capacity,
+                    settings.weigher.is_some(),
+                    settings.time_to_idle,
+                    settings.refresh_after,
+                );
+                CachePadded::new(RwLock::new(shard))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                shards,
+                hasher: settings.hasher,
+                timeline: Timeline::new(settings.clock),
+                time_to_live: settings.time_to_live,
+                max_capacity: settings.max_capacity,
+                weigher: settings.weigher,
+                listener: settings.listener,
+                counters: Counters::new(),
+                climber: Mutex::new(Climber::new()),
+            }),
+        }
+    }
+}
+
+impl<K, V> TtlCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache of at most `max_capacity` entries, each living `time_to_live` after its write.
+    ///
+    /// `Duration::MAX` means entries never expire. For other settings use [`builder`](Self::builder).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = ttlcache::TtlCache::new(1_000, Duration::from_secs(30));
+    /// cache.insert(1, "one");
+    /// assert_eq!(cache.get(&1), Some("one"));
+    /// ```
+    #[must_use]
+    pub fn new(max_capacity: u64, time_to_live: Duration) -> Self {
+        Self::builder()
+            .max_capacity(max_capacity)
+            .time_to_live(time_to_live)
+            .build()
+            .expect("the default shard count fits every capacity")
+    }
+
+    /// A builder for a cache with other settings: weigher, time to idle, listener, clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<String, u64>::builder()
+    ///     .max_capacity(100)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V, S> TtlCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The key's hash, as the cache computes it: it picks the shard and the bucket.
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        &self.inner.shards[self.shard_index(hash)]
+    }
+
+    /// The index of the key's shard: bits 32 and up of its mixed hash. Within the shard the
+    /// table places keys by their short hash (`shard/slots.rs`), not by these bits.
+    #[inline]
+    pub(crate) fn shard_index(&self, hash: u64) -> usize {
+        (hash::mix(hash) >> 32) as usize & (self.inner.shards.len() - 1)
+    }
+
+    /// The shards, each behind its lock, in index order.
+    pub(crate) fn shards(&self) -> impl ExactSizeIterator<Item = &RwLock<Shard<K, V>>> {
+        self.inner.shards.iter().map(|shard| &**shard)
+    }
+
+    /// The cache's clock.
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.inner.timeline
+    }
+
+    /// Stores an entry in a locked shard, counts the write, and lets the policy adapt.
+    fn store(
+        &self,
+        shard: &mut Shard<K, V>,
+        write: Write<K, V>,
+        now: &Now<'_>,
+        removals: &mut Removals<'_, K, V>,
+    ) {
+        shard.insert(write, now, removals);
+        self.inner.counters.insert();
+        self.adapt(shard);
+    }
+
+    /// Gives the shard's policy the window share the climber now favours, when it is due.
+    pub(crate) fn adapt(&self, shard: &mut Shard<K, V>) {
+        if shard.adaptation_due() {
+            let (hits, misses) = self.inner.counters.lookups();
+            let entries = (shard.len() * self.inner.shards.len()) as u64;
+            let share = self.inner.climber.lock().observe(hits, misses, entries);
+            shard.set_window(share);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn removals(&self) -> Removals<'_, K, V> {
+        Removals::new(self.inner.listener.as_ref(), &self.inner.counters)
+    }
+
+    #[inline]
+    pub(crate) fn weigh(&self, key: &K, value: &V) -> u32 {
+        self.inner
+            .weigher
+            .as_ref()
+            .map_or(1, |weigh| weigh(key, value))
+    }
+
+    /// The value for `key` if it is live, as a clone.
+    ///
+    /// A hit counts for the eviction policy, moves the entry's idle deadline (with a time to
+    /// idle) and counts in [`stats`](Self::stats). It takes the shard's read lock only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<String, u32>::builder().build().unwrap();
+    /// cache.insert("a".to_string(), 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// assert_eq!(cache.get("b"), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let value = self.lookup(hash, key);
+        if value.is_none() {
+            self.inner.counters.miss();
+        }
+        value
+    }
+
+    /// A hit, counted as one; a miss is left to the caller to count.
+    #[inline]
+    fn lookup<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read(hash, key).map(|(value, _)| value)
+    }
+
+    /// A hit, counted as one, and whether the entry is due for a refresh; a miss is left to
+    /// the caller to count.
+    #[inline]
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = Now::lazy(&self.inner.timeline);
+        let read = self
+            .shard(hash)
+            .read()
+            .get(hash, key, &now)
+            .map(|(value, stale)| (value.clone(), stale));
+        if read.is_some() {
+            self.inner.counters.hit();
+        }
+        read
+    }
+
+    /// The value for `key` if it is live, without counting the read anywhere.
+    ///
+    /// Unlike [`get`](Self::get) it does not protect the entry from eviction, does not move
+    /// its idle deadline and does not count in the stats.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.peek(&1), Some(10));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = Now::lazy(&self.inner.timeline);
+        self.shard(hash).read().peek(hash, key, &now).cloned()
+    }
+
+    /// Whether `key` has a live entry. Counts nowhere, like [`peek`](Self::peek).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = Now::lazy(&self.inner.timeline);
+        self.shard(hash).read().peek(hash, key, &now).is_some()
+    }
+
+    /// Stores `value` for `key` with the cache's time to live, replacing any entry for it.
+    ///
+    /// A replaced live entry is reported as [`RemovalCause::Replaced`]. If the cache is full,
+    /// the policy evicts entries ([`RemovalCause::Size`]) until the new one fits; an entry
+    /// heavier than its shard's capacity is not stored and is reported as `Size` itself. A
+    /// `get_or_*` load of the key running meanwhile still hands its value to its own callers,
+    /// but does not overwrite this one.
+    ///
+    /// [`RemovalCause::Replaced`]: crate::RemovalCause::Replaced
+    /// [`RemovalCause::Size`]: crate::RemovalCause::Size
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, &str>::builder().build().unwrap();
+    /// cache.insert(1, "one");
+    /// cache.insert(1, "uno");
+    /// assert_eq!(cache.get(&1), Some("uno"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) {
+        self.write(key, value, self.inner.time_to_live);
+    }
+
+    /// Stores `value` for `key` with its own time to live, instead of the cache's.
+    ///
+    /// `Duration::MAX` means the entry never expires (a time to idle still applies).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder().clock(clock.clone()).build().unwrap();
+    /// cache.insert_with_ttl("otp", 493_817, Duration::from_secs(30));
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get("otp"), None);
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, time_to_live: Duration) {
+        self.write(key, value, Some(time_to_live));
+    }
+
+    fn write(&self, key: K, value: V, time_to_live: Option<Duration>) {
+        let hash = self.hash(&key);
+        let write = Write {
+            hash,
+            weight: self.weigh(&key, &value),
+            key,
+            value,
+            time_to_live,
+        };
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        let mut shard = self.shard(hash).write();
+        self.store(&mut shard, write, &now, &mut removals);
+        drop(shard);
+    }
+
+    /// Removes the entry for `key`; returns its value if it was live.
+    ///
+    /// The listener sees a live entry as [`RemovalCause::Explicit`], an expired one as
+    /// [`RemovalCause::Expired`]. A `get_or_*` load of the key running meanwhile still hands
+    /// its value to its own callers, but does not store it.
+    ///
+    /// [`RemovalCause::Explicit`]: crate::RemovalCause::Explicit
+    /// [`RemovalCause::Expired`]: crate::RemovalCause::Expired
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, &str>::builder().build().unwrap();
+    /// cache.insert(1, "one");
+    /// assert_eq!(cache.remove(&1), Some("one"));
+    /// assert_eq!(cache.remove(&1), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        let (key, value, cause) = self.shard(hash).write().remove(hash, key, &now)?;
+        if cause.was_evicted() {
+            removals.push(key, value, cause);
+            return None;
+        }
+        if !removals.is_heard() {
+            return Some(value);
+        }
+        // Reported before the copy is made, so a panicking `clone` loses no report.
+        Some(removals.push(key, value, cause).clone())
+    }
+
+    /// How many entries the cache holds.
+    ///
+    /// This may include entries that have expired but that no write has removed yet; call
+    /// [`purge_expired`](Self::purge_expired) first for a count of live entries only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// assert_eq!(cache.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.read().len())
+            .sum()
+    }
+
+    /// Whether the cache holds no entries (see [`len`](Self::len)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.inner
+            .shards
+            .iter()
+            .all(|shard| shard.read().len() == 0)
+    }
+
+    /// The total weight of the entries held (see [`len`](Self::len)); never more than the
+    /// capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::builder()
+    ///     .weigher(|_key: &u32, value: &Vec<u8>| value.len() as u32)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, vec![0; 100]);
+    /// assert_eq!(cache.weighted_size(), 100);
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.read().weighted_size())
+            .sum()
+    }
+
+    /// Removes every entry, each reported as [`RemovalCause::Explicit`] (or `Expired`).
+    ///
+    /// Loads running meanwhile still hand their values to their own callers, but do not
+    /// store them.
+    ///
+    /// [`RemovalCause::Explicit`]: crate::RemovalCause::Explicit
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 1);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        for shard in self.inner.shards.iter() {
+            let cleared = shard.write().clear();
+            removals.extend(cleared.into_removals(&now));
+        }
+    }
+
+    /// Keeps the live entries for which `keep` returns true, and removes the others
+    /// ([`RemovalCause::Explicit`]) along with every expired entry.
+    ///
+    /// `keep` runs with the entry's shard locked: it must not call into this cache.
+    ///
+    /// [`RemovalCause::Explicit`]: crate::RemovalCause::Explicit
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// for key in 0..10 {
+    ///     cache.insert(key, key * key);
+    /// }
+    /// cache.retain(|_key, square| square % 2 == 0);
+    /// assert_eq!(cache.len(), 5);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        for shard in self.inner.shards.iter() {
+            shard.write().retain(&mut keep, &now, &mut removals);
+        }
+    }
+
+    /// The live entries, as clones, one shard at a time.
+    ///
+    /// Each shard is copied under its read lock when the iterator reaches it, so the
+    /// iterator holds no lock between items and sees each shard as of one moment. Reads
+    /// through it count nowhere, like [`peek`](Self::peek).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.insert(1, 10);
+    /// cache.insert(2, 20);
+    /// let mut entries: Vec<_> = cache.iter().collect();
+    /// entries.sort();
+    /// assert_eq!(entries, [(1, 10), (2, 20)]);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_
+    where
+        K: Clone,
+    {
+        self.inner.shards.iter().flat_map(move |shard| {
+            let now = Now::lazy(&self.inner.timeline);
+            let shard = shard.read();
+            shard
+                .live_entries(&now)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect::<Vec<_>>()
+        })
+    }
+
+    /// Removes every expired entry now; returns how many it removed.
+    ///
+    /// Writes already remove expired entries a few at a time, so memory stays bounded
+    /// without this; call it for an exact [`len`](Self::len), or after a burst of writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ttlcache::{ManualClock, TtlCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, 1);
+    /// cache.insert(2, 2);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.purge_expired(), 2);
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn purge_expired(&self) -> usize {
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| shard.write().purge_expired(&now, &mut removals))
+            .sum()
+    }
+
+    /// The cache's statistics since it was built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// cache.get_or_insert_with(1, || 1);
+    /// cache.get_or_insert_with(1, || 1);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.load_successes), (1, 1, 1));
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+}
+
+impl<K, V, S> Clone for TtlCache<K, V, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for TtlCache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shards = &self.inner.shards;
+        f.debug_struct("TtlCache")
+            .field("len", &shards.iter().map(|s| s.read().len()).sum::<usize>())
+            .field("max_capacity", &self.inner.max_capacity)
+            .field("time_to_live", &self.inner.time_to_live)
+            .field("shards", &shards.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,116 @@
+//! The `refresh_every` task of an [`AsyncLazy`] (rule 6 of `lazy/mod.rs`): it reloads on a
+//! timer, backs off after failures, and holds only a weak reference between ticks.
+
+#[cfg(ttlcache_loom)]
+use std::sync::Arc;
+use std::{sync::Weak, time::Duration};
+
+use super::{AsyncLazy, Shared};
+
+/// The `refresh_every` task: reloads every `period`, sooner after a failure (rule 6).
+pub(super) async fn refresh_periodically<T, E>(shared: Weak<Shared<T, E>>, period: Duration)
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    let mut jitter = Jitter::seeded();
+    let mut failures = 0u32;
+    loop {
+        let delay = match failures {
+            0 => period,
+            failures => jitter.spread(retry_delay(period, failures)),
+        };
+        tokio::time::sleep(delay).await;
+        failures = match tick(&shared).await {
+            None => return,
+            Some(true) => 0,
+            Some(false) => failures.saturating_add(1),
+        };
+    }
+}
+
+impl<T, E> AsyncLazy<T, E> {
+    /// A weak reference to the shared state, as the `refresh_every` task holds (for the loom
+    /// models).
+    #[cfg(ttlcache_loom)]
+    pub(crate) fn downgrade(&self) -> Weak<Shared<T, E>> {
+        Arc::downgrade(&self.shared)
+    }
+}
+
+/// One tick of the `refresh_every` task: reloads, if any handle is left. Returns whether the
+/// reload succeeded, or `None` if the lazy is gone. The strong reference it takes lives only
+/// as long as the reload.
+pub(crate) async fn tick<T, E>(shared: &Weak<Shared<T, E>>) -> Option<bool>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    let lazy = AsyncLazy {
+        shared: shared.upgrade()?,
+    };
+    Some(lazy.refresh().await.is_ok())
+}
+
+/// How long to wait after `failures` failures in a row: a sixteenth of the period, doubled
+/// with each further failure, up to the period.
+fn retry_delay(period: Duration, failures: u32) -> Duration {
+    let first = (period / 16).max(Duration::from_millis(1));
+    first
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(period)
+}
+
+/// Spreads delays by up to a quarter either way, so that many lazies failing together do not
+/// retry together.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        Self(u64::from(nanos) | 1)
+    }
+
+    fn spread(&mut self, delay: Duration) -> Duration {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        // A factor from 0.75 to 1.25; a delay too long to spread stays as it is.
+        let factor = 0.75 + (self.0 % 1_000) as f64 / 2_000.0;
+        Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(delay)
+    }
+}
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_sixteenth_of_the_period_up_to_the_period() {
+        let period = Duration::from_secs(64);
+        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(period, n).as_secs()).collect();
+        assert_eq!(delays, [4, 8, 16, 32, 64, 64, 64]);
+        assert_eq!(retry_delay(period, u32::MAX), period);
+    }
+
+    #[test]
+    fn jitter_of_the_longest_delay_does_not_overflow() {
+        let mut jitter = Jitter(7);
+        for _ in 0..1_000 {
+            let spread = jitter.spread(Duration::MAX);
+            assert!(spread >= Duration::MAX.mul_f64(0.74));
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        let mut jitter = Jitter(7);
+        for _ in 0..1_000 {
+            let spread = jitter.spread(Duration::from_secs(100)).as_secs_f64();
+            assert!((75.0..=125.0).contains(&spread), "{spread}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The slab a shard keeps its entries in: slots whose indices stay fixed from insert to
+//! removal, and the columns of times and weights that only some shards keep beside them.
+
+use crate::{
+    clock::{Now, Tick},
+    hash,
+    policy::{Arena, Node, SlotIndex},
+    sync::{AtomicU64, Ordering},
+};
+
+/// The three times a write sets (see the `shard` module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Deadlines {
+    /// When the write's time to live ends, or never.
+    pub(super) written: Tick,
+    /// The deadline reads check: `written`, or sooner with a time to idle.
+    pub(super) expires_at: Tick,
+    /// When a read starts a background reload (`refresh_after`), or never.
+    pub(super) refreshes_at: Tick,
+}
+
+pub(super) struct Slot<K, V> {
+    pub(super) key: K,
+    pub(super) value: V,
+    /// The deadline reads check, as a raw tick: see the module docs.
+    pub(super) expires_at: AtomicU64,
+    pub(super) node: Node,
+}
+
+impl<K, V> Slot<K, V> {
+    #[inline]
+    pub(super) fn expires_at(&self) -> Tick {
+        Tick::from_raw(self.expires_at.load(Ordering::Relaxed))
+    }
+
+    /// Reads the clock only if the entry can expire.
+    #[inline]
+    pub(super) fn is_expired(&self, now: &Now<'_>) -> bool {
+        self.expires_at().is_reached(now)
+    }
+
+    /// Moves the idle deadline to `idle_deadline`, never past `written_deadline` nor back.
+    ///
+    /// A deadline that was finite stays finite (at worst 584 years out), so an entry counted
+    /// in `Shard::timed` stays counted until it leaves.
+    #[inline]
+    pub(super) fn extend_idle(&self, idle_deadline: Tick, written_deadline: Tick) {
+        let deadline = idle_deadline
+            .min(written_deadline)
+            .to_raw()
+            .min(Tick::NEVER.to_raw() - 1);
+        if self.expires_at.load(Ordering::Relaxed) < deadline {
+            self.expires_at.fetch_max(deadline, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The slab: slots by index, the times some shards keep beside them, and the indices free for
+/// reuse.
+pub(super) struct Slots<K, V> {
+    pub(super) slots: Vec<Option<Slot<K, V>>>,
+    /// With a time to idle: the deadline each slot's last write set, its time plus its time to
+    /// live, or never.
+    pub(super) written_deadlines: Column<Tick>,
+    /// With `refresh_after`: when a read of each slot should start a reload.
+    pub(super) refresh_times: Column<Tick>,
+    /// With a weigher: each slot's weight (1 without one).
+    pub(super) weights: Column<u32>,
+    pub(super) vacant: Vec<SlotIndex>,
+    /// The most entries the shard holds at once (unless weights are 0): its capacity, plus
+    /// the one an insert adds before it evicts. The slab grows up to it and no further, so a
+    /// full cache carries no spare slots.
+    pub(super) expected: usize,
+}
+
+/// One value per slot, kept only by the shards that use it; the others read `absent`.
+pub(super) struct Column<T> {
+    values: Option<Vec<T>>,
+    absent: T,
+}
+
+impl<T: Copy> Column<T> {
+    pub(super) fn kept(keep: bool, absent: T) -> Self {
+        Self {
+            values: keep.then(Vec::new),
+            absent,
+        }
+    }
+
+    #[inline]
+    pub(super) fn get(&self, index: SlotIndex) -> T {
+        self.values
+            .as_ref()
+            .map_or(self.absent, |values| values[index as usize])
+    }
+
+    /// Forgets every slot's value, and the memory they took.
+    pub(super) fn clear(&mut self) {
+        if let Some(values) = &mut self.values {
+            *values = Vec::new();
+        }
+    }
+
+    pub(super) fn set(&mut self, index: SlotIndex, value: T, expected: usize) {
+        if let Some(values) = &mut self.values {
+            match values.get_mut(index as usize) {
+                Some(slot) => *slot = value,
+                None => push_within(values, value, expected),
+            }
+        }
+    }
+}
+
+/// The 32 bits of a key's hash a shard keeps in the entry's node: the sketch counts by them,
+/// and the table places the entry by their [`bucket_hash`], so that the entry's bucket is found
+/// from its node alone. Both halves are folded in, so a hasher that fills only the low half
+/// (an identity hash of small integers) still tells keys apart.
+#[inline]
+pub(super) fn short_hash(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// A short hash spread over 64 bits for the table, which takes buckets from the low bits and
+/// tags from the top seven: a bijection, so distinct short hashes stay distinct.
+#[inline]
+pub(super) fn bucket_hash(short: u32) -> u64 {
+    let spread = hash::mix(u64::from(short));
+    spread ^ (spread >> 29)
+}
+
+/// Pushes `item`, growing `items` by doubling but not past `expected` items until they exceed it.
+fn push_within<T>(items: &mut Vec<T>, item: T, expected: usize) {
+    if items.len() == items.capacity() {
+        let room = expected.saturating_sub(items.len());
+        let grow = items.len().max(4);
+        items.reserve_exact(if room > 0 { grow.min(room) } else { grow });
+    }
+    items.push(item);
+}
+
+impl<K, V> Slots<K, V> {
+    pub(super) fn new(
+        expected: usize,
+        time_to_idle: bool,
+        refresh_after: bool,
+        weighted: bool,
+    ) -> Self {
+        Self {
+            slots: Vec::new(),
+            written_deadlines: Column::kept(time_to_idle, Tick::NEVER),
+            refresh_times: Column::kept(refresh_after, Tick::NEVER),
+            weights: Column::kept(weighted, 1),
+            vacant: Vec::new(),
+            expected,
+        }
+    }
+
+    #[inline]
+    pub(super) fn get(&self, index: SlotIndex) -> &Slot<K, V> {
+        self.slots[index as usize]
+            .as_ref()
+            .expect("an indexed slot is occupied")
+    }
+
+    /// Stores `slot` with its written deadline, refresh time and weight; returns its index.
+    pub(super) fn insert(
+        &mut self,
+        slot: Slot<K, V>,
+        deadlines: &Deadlines,
+        weight: u32,
+    ) -> SlotIndex {
+        let index = match self.vacant.pop() {
+            Some(index) => {
+                self.slots[index as usize] = Some(slot);
+                index
+            }
+            None => {
+                let index = SlotIndex::try_from(self.slots.len())
+                    .expect("a shard holds fewer than 2^32 entries: use more shards");
+                push_within(&mut self.slots, Some(slot), self.expected);
+                index
+            }
+        };
+        self.written_deadlines
+            .set(index, deadlines.written, self.expected);
+        self.refresh_times
+            .set(index, deadlines.refreshes_at, self.expected);
+        debug_assert!(self.weights.values.is_some() || weight == 1);
+        self.weights.set(index, weight, self.expected);
+        index
+    }
+
+    pub(super) fn take(&mut self, index: SlotIndex) -> Slot<K, V> {
+        self.vacant.push(index);
+        self.slots[index as usize]
+            .take()
+            .expect("an indexed slot is occupied")
+    }
+}
+
+impl<K, V> Arena for Slots<K, V> {
+    #[inline]
+    fn node(&self, index: SlotIndex) -> &Node {
+        &self.get(index).node
+    }
+
+    #[inline]
+    fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
+        &mut self.slots[index as usize]
+            .as_mut()
+            .expect("a linked slot is occupied")
+            .node
+    }
+
+    #[inline]
+    fn weight(&self, index: SlotIndex) -> u32 {
+        self.weights.get(index)
+    }
+}
