@@ -15,7 +15,8 @@ use std::{
 use crate::{
     ManualClock, RemovalCause, TtlCache,
     cache::{KeyLeader, Refresh},
-    flight::Outcome,
+    flight::Found,
+    lazy::Wanted,
 };
 use loom::{sync::Arc, thread};
 
@@ -46,7 +47,8 @@ struct StartedRefresh(KeyLeader<u64, u64, std::hash::RandomState>);
 impl StartedRefresh {
     /// Lands the reloaded value, as the refresh task does.
     fn complete(self, value: u64) {
-        self.0.land(Outcome::Loaded(value));
+        let landed = loom::future::block_on(self.0.run(async { Ok::<_, ()>(value) }));
+        assert_eq!(landed, Ok(value));
     }
 }
 
@@ -428,8 +430,12 @@ mod lazy {
     fn an_invalidate_racing_a_completing_load_wins() {
         model(|| {
             let lazy = AsyncLazy::new(|| async { 0 });
-            let load = lazy.start_load().expect("no load is running");
-            let completer = thread::spawn(move || load.land(Outcome::Loaded(5.into())));
+            let Found::Lead(load) = lazy.find(Wanted::Current) else {
+                panic!("no value and no load yet: the caller leads");
+            };
+            let completer = thread::spawn(move || {
+                loom::future::block_on(load.run(async { Ok::<_, ()>(5.into()) })).unwrap()
+            });
             lazy.invalidate();
             completer.join().unwrap();
             // Before or after the load landed, the invalidation leaves no value.
@@ -484,7 +490,7 @@ mod lazy {
             loom::future::block_on(lazy.get());
             let refresher = std::sync::Arc::new(lazy.downgrade());
             let tick = |refresher: &std::sync::Weak<_>| {
-                loom::future::block_on(crate::lazy::tick(refresher))
+                loom::future::block_on(crate::lazy::refresh::tick(refresher))
             };
             let ticker = {
                 let refresher = std::sync::Arc::clone(&refresher);

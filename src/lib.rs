@@ -1,5 +1,5 @@
-//! A thread-safe in-process cache: a sharded map with exact expiry, a hard capacity bound and
-//! single-flight loading.
+//! A thread-safe in-process cache: a sharded map with expiry checked on every read, a hard
+//! capacity bound and single-flight loading.
 //!
 //! [`TtlCache`] keeps hot data in memory with a time to live (sessions, tokens, lookups), and
 //! memoizes expensive computations so that a thousand concurrent requests for one missing key
@@ -14,11 +14,12 @@
 //!
 //! # What users rely on
 //!
-//! - **Expiry is exact.** An entry written at `t` with a time to live `d` is returned at every
-//!   time before `t + d` and never from then on, whether or not anything removed it yet. With
-//!   a time to idle `i`, a read at `r` moves its deadline to `min(t + d, r + i)`. Times are the
-//!   clock's: the default [`SystemClock`] is read in steps of about a millisecond (see its
-//!   docs), so an entry lives its time to live give or take that much.
+//! - **Expiry is exact, to the clock's step.** An entry written at `t` with a time to live `d`
+//!   is returned at every time before `t + d` and never from then on, whether or not anything
+//!   removed it yet. With a time to idle `i`, a read at `r` moves its deadline to
+//!   `min(t + d, r + i)`. Times are the clock's: the default [`SystemClock`] is read in steps
+//!   of about a millisecond (see its docs), so an entry lives its time to live give or take
+//!   that much; a clock of your own is read exactly.
 //! - **Expired entries do not pile up**: each write does a little expiry work on its shard, so
 //!   no background thread is needed to remove them.
 //! - **Capacity is a hard bound**: after any call returns, `weighted_size() <= max_capacity`.

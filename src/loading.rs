@@ -46,6 +46,7 @@ use crate::{
     cache::{KeyLeader, Refresh},
     error::LoadError,
     flight::{self, Answer, Landed, Led, Run, catch_panic},
+    shard::Freshness,
     sync::{AtomicBool, Ordering},
 };
 
@@ -336,8 +337,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let (value, stale) = self.cache.read(hash, key)?;
-        if stale && !self.cache.is_loading(hash, key) && self.remembered_error(key).is_none() {
+        let (value, freshness) = self.cache.read(hash, key)?;
+        if freshness == Freshness::DueForRefresh
+            && !self.cache.is_loading(hash, key)
+            && self.remembered_error(key).is_none()
+        {
             self.start_refresh(hash, key.to_owned(), Refresh::IfStale);
         }
         Some(value)

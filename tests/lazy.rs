@@ -494,3 +494,52 @@ fn refresh_every_in_a_runtime_without_its_timer_is_refused() {
         }
     );
 }
+
+/// A clock that counts how often it is read.
+#[derive(Clone, Default)]
+struct CountingClock(Arc<AtomicUsize>);
+
+impl CountingClock {
+    fn reads(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ttlcache::Clock for CountingClock {
+    fn now(&self) -> std::time::Instant {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::time::Instant::now()
+    }
+}
+
+#[tokio::test]
+async fn a_lazy_without_deadlines_never_reads_its_clock() {
+    let clock = CountingClock::default();
+    let lazy = AsyncLazy::builder(|| async { 1 })
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let at_build = clock.reads();
+    assert_eq!(*lazy.get().await, 1);
+    lazy.set(2);
+    assert_eq!(*lazy.get().await, 2);
+    assert_eq!(*lazy.refresh().await.unwrap(), 1);
+    lazy.invalidate();
+    assert_eq!(*lazy.get().await, 1);
+    assert_eq!(
+        clock.reads(),
+        at_build,
+        "no deadline to check: the default clock's ticker would have started for nothing"
+    );
+
+    // With a deadline the same calls read it.
+    let timed = AsyncLazy::builder(|| async { 1 })
+        .time_to_live(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let at_build = clock.reads();
+    timed.get().await;
+    timed.set(2);
+    assert!(clock.reads() > at_build);
+}

@@ -494,3 +494,57 @@ async fn each_get_counts_once_in_the_stats() {
     let stats = cache.cache().stats();
     assert_eq!((stats.hits, stats.misses), (1, 1));
 }
+
+/// A loader error whose `Drop` reads the cache it was remembered in.
+struct ReadsTheCacheWhenDropped(Arc<std::sync::OnceLock<TtlCache<u64, u64>>>);
+
+impl std::fmt::Debug for ReadsTheCacheWhenDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadsTheCacheWhenDropped")
+    }
+}
+
+impl Drop for ReadsTheCacheWhenDropped {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0.get() {
+            cache.get(&0);
+        }
+    }
+}
+
+#[test]
+fn an_evicted_remembered_failure_is_dropped_outside_the_caches_locks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let failure_slot = Arc::clone(&slot);
+    let finished = runtime.block_on(async move {
+        // One shard holding one entry: the second failure evicts the first from the memory of
+        // failures, and that first failure's last reference goes with it.
+        let cache = TtlCache::builder()
+            .shards(1)
+            .max_capacity(1)
+            .error_ttl(Duration::from_secs(60))
+            .build_loading(move |_key: u64| {
+                let failure = ReadsTheCacheWhenDropped(Arc::clone(&failure_slot));
+                async move { Err::<u64, _>(failure) }
+            })
+            .unwrap();
+        slot.set(cache.cache().clone()).unwrap();
+        let both = async {
+            assert!(cache.get(&1).await.is_err());
+            assert!(cache.get(&2).await.is_err());
+        };
+        tokio::time::timeout(Duration::from_secs(10), both)
+            .await
+            .is_ok()
+    });
+    if !finished {
+        // A worker is stuck on a lock its own thread holds: the runtime could not shut down.
+        std::mem::forget(runtime);
+        panic!("dropping an evicted failure deadlocked on the cache's shard lock");
+    }
+}

@@ -471,3 +471,34 @@ async fn a_loading_cache_snapshots_through_its_cache() {
     assert_eq!(restarted.cache().restore(snapshot), 10);
     assert_eq!(restarted.get(&7).await.unwrap(), 14);
 }
+
+#[test]
+fn a_key_listed_twice_is_restored_once_from_its_first_copy() {
+    // As a hand-edited or concatenated file might have it: key 1 twice, the copy ranked
+    // higher first.
+    let entry = |key: u64, value: &str| serde_json::json!({"key": key, "value": value, "expires_at": null, "idle_until": null});
+    let json = serde_json::json!({
+        "format": "ttlcache-snapshot-1",
+        "taken_at": 1_800_000_000_000_u64,
+        "entries": [entry(1, "first"), entry(2, "two"), entry(1, "second"), entry(3, "three")],
+    });
+    let snapshot: CacheSnapshot<u64, String> = serde_json::from_value(json).unwrap();
+    let cache = TtlCache::<u64, String>::builder()
+        .shards(1)
+        .max_capacity(3)
+        .build()
+        .unwrap();
+    assert_eq!(
+        cache.restore(snapshot),
+        3,
+        "the copy takes no room of its own"
+    );
+    assert_eq!(
+        sorted_entries(&cache),
+        [
+            (1, "first".to_string()),
+            (2, "two".to_string()),
+            (3, "three".to_string())
+        ]
+    );
+}

@@ -1,6 +1,7 @@
 //! [`TtlCache`]: the sharded wrapper that owns the locks around each [`Shard`].
 //!
-//! This file holds the map's operations; `load.rs` the `get_or_*` front door to the
+//! This file holds the type and the operations on one key; `all.rs` those on every entry
+//! (`len`, `clear`, `retain`, `iter`, ...), `load.rs` the `get_or_*` front door to the
 //! single-flight engine (`flight/`), and `snapshot.rs` (at the crate root) snapshots.
 //!
 //! Rules:
@@ -15,6 +16,7 @@
 //! 4. `get_or_*` follow the single-flight rules in `flight/mod.rs`. The synchronous ones block
 //!    on the same engine as the asynchronous ones, after a lock-free-of-writes fast path.
 
+mod all;
 mod load;
 
 use std::{
@@ -26,6 +28,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "tokio")]
 pub(crate) use load::KeyLeader;
 #[cfg(feature = "tokio")]
 pub(crate) use load::Refresh;
@@ -36,8 +39,8 @@ use crate::{
     clock::{Now, Timeline},
     hash,
     removal::{Listener, Removals},
-    shard::{Shard, Write},
-    stats::{CacheStats, Counters},
+    shard::{Freshness, Shard, Write},
+    stats::Counters,
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -183,11 +186,13 @@ where
     }
 
     /// The shards, each behind its lock, in index order.
+    #[cfg(feature = "serde")]
     pub(crate) fn shards(&self) -> impl ExactSizeIterator<Item = &RwLock<Shard<K, V>>> {
         self.inner.shards.iter().map(|shard| &**shard)
     }
 
     /// The cache's clock.
+    #[cfg(feature = "serde")]
     pub(crate) fn timeline(&self) -> &Timeline {
         &self.inner.timeline
     }
@@ -268,7 +273,7 @@ where
     /// A hit, counted as one, and whether the entry is due for a refresh; a miss is left to
     /// the caller to count.
     #[inline]
-    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, bool)>
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, Freshness)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -278,7 +283,7 @@ where
             .shard(hash)
             .read()
             .get(hash, key, &now)
-            .map(|(value, stale)| (value.clone(), stale));
+            .map(|(value, freshness)| (value.clone(), freshness));
         if read.is_some() {
             self.inner.counters.hit();
         }
@@ -422,190 +427,6 @@ where
         }
         // Reported before the copy is made, so a panicking `clone` loses no report.
         Some(removals.push(key, value, cause).clone())
-    }
-
-    /// How many entries the cache holds.
-    ///
-    /// This may include entries that have expired but that no write has removed yet; call
-    /// [`purge_expired`](Self::purge_expired) first for a count of live entries only.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// cache.insert(1, 1);
-    /// cache.insert(2, 2);
-    /// assert_eq!(cache.len(), 2);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| shard.read().len())
-            .sum()
-    }
-
-    /// Whether the cache holds no entries (see [`len`](Self::len)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// assert!(cache.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.inner
-            .shards
-            .iter()
-            .all(|shard| shard.read().len() == 0)
-    }
-
-    /// The total weight of the entries held (see [`len`](Self::len)); never more than the
-    /// capacity.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::builder()
-    ///     .weigher(|_key: &u32, value: &Vec<u8>| value.len() as u32)
-    ///     .build()
-    ///     .unwrap();
-    /// cache.insert(1, vec![0; 100]);
-    /// assert_eq!(cache.weighted_size(), 100);
-    /// ```
-    pub fn weighted_size(&self) -> u64 {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| shard.read().weighted_size())
-            .sum()
-    }
-
-    /// Removes every entry, each reported as [`RemovalCause::Explicit`] (or `Expired`).
-    ///
-    /// Loads running meanwhile still hand their values to their own callers, but do not
-    /// store them.
-    ///
-    /// [`RemovalCause::Explicit`]: crate::RemovalCause::Explicit
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// cache.insert(1, 1);
-    /// cache.clear();
-    /// assert!(cache.is_empty());
-    /// ```
-    pub fn clear(&self) {
-        let now = Now::lazy(&self.inner.timeline);
-        let mut removals = self.removals();
-        for shard in self.inner.shards.iter() {
-            let cleared = shard.write().clear();
-            removals.extend(cleared.into_removals(&now));
-        }
-    }
-
-    /// Keeps the live entries for which `keep` returns true, and removes the others
-    /// ([`RemovalCause::Explicit`]) along with every expired entry.
-    ///
-    /// `keep` runs with the entry's shard locked: it must not call into this cache.
-    ///
-    /// [`RemovalCause::Explicit`]: crate::RemovalCause::Explicit
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// for key in 0..10 {
-    ///     cache.insert(key, key * key);
-    /// }
-    /// cache.retain(|_key, square| square % 2 == 0);
-    /// assert_eq!(cache.len(), 5);
-    /// ```
-    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let now = Now::lazy(&self.inner.timeline);
-        let mut removals = self.removals();
-        for shard in self.inner.shards.iter() {
-            shard.write().retain(&mut keep, &now, &mut removals);
-        }
-    }
-
-    /// The live entries, as clones, one shard at a time.
-    ///
-    /// Each shard is copied under its read lock when the iterator reaches it, so the
-    /// iterator holds no lock between items and sees each shard as of one moment. Reads
-    /// through it count nowhere, like [`peek`](Self::peek).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// cache.insert(1, 10);
-    /// cache.insert(2, 20);
-    /// let mut entries: Vec<_> = cache.iter().collect();
-    /// entries.sort();
-    /// assert_eq!(entries, [(1, 10), (2, 20)]);
-    /// ```
-    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_
-    where
-        K: Clone,
-    {
-        self.inner.shards.iter().flat_map(move |shard| {
-            let now = Now::lazy(&self.inner.timeline);
-            let shard = shard.read();
-            shard
-                .live_entries(&now)
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect::<Vec<_>>()
-        })
-    }
-
-    /// Removes every expired entry now; returns how many it removed.
-    ///
-    /// Writes already remove expired entries a few at a time, so memory stays bounded
-    /// without this; call it for an exact [`len`](Self::len), or after a burst of writes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ttlcache::{ManualClock, TtlCache};
-    ///
-    /// let clock = ManualClock::new();
-    /// let cache = TtlCache::builder()
-    ///     .time_to_live(Duration::from_secs(1))
-    ///     .clock(clock.clone())
-    ///     .build()
-    ///     .unwrap();
-    /// cache.insert(1, 1);
-    /// cache.insert(2, 2);
-    /// clock.advance(Duration::from_secs(1));
-    /// assert_eq!(cache.purge_expired(), 2);
-    /// assert!(cache.is_empty());
-    /// ```
-    pub fn purge_expired(&self) -> usize {
-        let now = Now::lazy(&self.inner.timeline);
-        let mut removals = self.removals();
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| shard.write().purge_expired(&now, &mut removals))
-            .sum()
-    }
-
-    /// The cache's statistics since it was built.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
-    /// cache.get_or_insert_with(1, || 1);
-    /// cache.get_or_insert_with(1, || 1);
-    /// let stats = cache.stats();
-    /// assert_eq!((stats.hits, stats.misses, stats.load_successes), (1, 1, 1));
-    /// ```
-    pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
     }
 }
 

@@ -9,6 +9,9 @@
 mod tick;
 #[cfg(not(ttlcache_loom))]
 mod ticker;
+#[cfg(ttlcache_loom)]
+#[path = "ticker_loom.rs"]
+mod ticker;
 
 pub(crate) use tick::{Now, Tick, TimeSource, Timeline, saturating_nanos};
 

@@ -14,9 +14,7 @@ use std::{
 #[cfg(feature = "serde")]
 use std::time::SystemTime;
 
-#[cfg(not(ttlcache_loom))]
-use super::ticker::TICKER;
-use super::{Clock, SystemClock};
+use super::{Clock, SystemClock, ticker::TICKER};
 
 /// A point in a cache's time: nanoseconds since the cache's epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,7 +109,7 @@ pub(crate) struct Timeline {
 impl Timeline {
     pub(crate) fn new(source: TimeSource) -> Self {
         let epoch = match &source {
-            TimeSource::System => system_epoch(),
+            TimeSource::System => TICKER.epoch(),
             TimeSource::Custom(clock) => clock.now(),
         };
         Self { source, epoch }
@@ -146,8 +144,8 @@ impl Timeline {
         }
     }
 
-    /// The ticker's time, or the system's where no ticker thread could be started.
-    #[cfg(not(ttlcache_loom))]
+    /// The ticker's time, or the system's where no ticker thread could be started (and under
+    /// loom, where none runs).
     #[inline]
     fn system_nanos(&self) -> u64 {
         TICKER
@@ -155,28 +153,10 @@ impl Timeline {
             .unwrap_or_else(|| self.nanos_at(Instant::now()))
     }
 
-    /// Under loom no thread ticks: the system's time, read each time.
-    #[cfg(ttlcache_loom)]
-    fn system_nanos(&self) -> u64 {
-        self.nanos_at(Instant::now())
-    }
-
     #[inline]
     fn nanos_at(&self, instant: Instant) -> u64 {
         saturating_nanos(instant.saturating_duration_since(self.epoch))
     }
-}
-
-/// The instant the system clock's ticks count from: the ticker's, so its time can be read as
-/// ticks directly.
-#[cfg(not(ttlcache_loom))]
-fn system_epoch() -> Instant {
-    TICKER.epoch()
-}
-
-#[cfg(ttlcache_loom)]
-fn system_epoch() -> Instant {
-    Instant::now()
 }
 
 impl fmt::Debug for Timeline {

@@ -110,16 +110,6 @@ impl<L: Landing<V>, V> Leader<L, V> {
         })
         .await
     }
-
-    /// Stores `outcome` (unless a write detached the load), then settles the flight; for
-    /// callers that ran the load themselves.
-    #[cfg(ttlcache_loom)]
-    pub(crate) fn land(mut self, outcome: Outcome<V>) {
-        let (_, receipt) = self.landing.store(&self.flight, &outcome);
-        self.flight.settle(outcome);
-        self.settled = true;
-        drop(receipt);
-    }
 }
 
 impl<L: Landing<V>, V> Drop for Leader<L, V> {

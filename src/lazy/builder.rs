@@ -180,10 +180,7 @@ where
         };
         #[cfg(feature = "tokio")]
         if let (Some(period), Some(runtime)) = (self.refresh_every, &lazy.shared.runtime) {
-            drop(runtime.spawn(refresh::refresh_periodically(
-                Arc::downgrade(&lazy.shared),
-                period,
-            )));
+            drop(runtime.spawn(refresh::refresh_periodically(lazy.downgrade(), period)));
         }
         Ok(lazy)
     }

@@ -16,7 +16,7 @@ pub(crate) type LazyLeader<T, E> = flight::Leader<Arc<Shared<T, E>>, Arc<T>>;
 
 /// What a load is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Wanted {
+pub(crate) enum Wanted {
     /// A value: a current one will do.
     Current,
     /// A new value (`refresh`): a current one does not count.
@@ -46,7 +46,7 @@ where
 
     /// Under the `pending` lock: a current value (unless a reload is wanted), the pending
     /// load, or a new load to lead (rule 2).
-    fn find(&self, wanted: Wanted) -> Found<Arc<T>, LazyLeader<T, E>> {
+    pub(crate) fn find(&self, wanted: Wanted) -> Found<Arc<T>, LazyLeader<T, E>> {
         let mut pending = self.shared.pending.lock();
         if wanted == Wanted::Current {
             if let Current::Fresh(value) | Current::Stale(value) = self.current() {
@@ -86,16 +86,6 @@ where
         let flight = Flight::new();
         *pending = Some(sync::Arc::clone(&flight));
         flight::Leader::new(Arc::clone(&self.shared), flight)
-    }
-
-    /// Starts a load unless one is pending; the caller lands it (for the loom models).
-    #[cfg(ttlcache_loom)]
-    pub(crate) fn start_load(&self) -> Option<LazyLeader<T, E>> {
-        let mut pending = self.shared.pending.lock();
-        if pending.is_some() {
-            return None;
-        }
-        Some(self.begin_load(&mut pending))
     }
 
     /// Runs the load as a task on a tokio runtime, or hands the leader back if there is none.

@@ -27,7 +27,7 @@
 mod builder;
 mod load;
 #[cfg(feature = "tokio")]
-mod refresh;
+pub(crate) mod refresh;
 
 use std::{
     convert::Infallible,
@@ -40,11 +40,7 @@ use std::{
 };
 
 pub use builder::AsyncLazyBuilder;
-#[cfg(ttlcache_loom)]
-pub(crate) use load::LazyLeader;
-use load::Wanted;
-#[cfg(all(ttlcache_loom, feature = "tokio"))]
-pub(crate) use refresh::tick;
+pub(crate) use load::Wanted;
 
 use crate::{
     clock::{Tick, Timeline},

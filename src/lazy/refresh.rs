@@ -1,9 +1,10 @@
 //! The `refresh_every` task of an [`AsyncLazy`] (rule 6 of `lazy/mod.rs`): it reloads on a
 //! timer, backs off after failures, and holds only a weak reference between ticks.
 
-#[cfg(ttlcache_loom)]
-use std::sync::Arc;
-use std::{sync::Weak, time::Duration};
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use super::{AsyncLazy, Shared};
 
@@ -30,9 +31,7 @@ where
 }
 
 impl<T, E> AsyncLazy<T, E> {
-    /// A weak reference to the shared state, as the `refresh_every` task holds (for the loom
-    /// models).
-    #[cfg(ttlcache_loom)]
+    /// A weak reference to the shared state: what the `refresh_every` task holds.
     pub(crate) fn downgrade(&self) -> Weak<Shared<T, E>> {
         Arc::downgrade(&self.shared)
     }

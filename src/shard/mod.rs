@@ -53,6 +53,14 @@ use crate::{
     sync::{Arc, AtomicU64},
 };
 
+/// Whether a live entry is due for a background reload: past its refresh time
+/// (`refresh_after`, never for a plain `TtlCache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    Fresh,
+    DueForRefresh,
+}
+
 /// An entry on its way into a shard.
 pub(crate) struct Write<K, V> {
     pub(crate) hash: u64,
@@ -178,14 +186,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// The key's value if it is live, recording the read (a hit), and whether it is due for
     /// a refresh (never, in a shard without `refresh_after`).
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(&V, bool)>
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(&V, Freshness)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let index = self.live(hash, key, now)?;
-        let stale = self.slots.refresh_times.get(index).is_reached(now);
-        Some((self.read(index, now), stale))
+        let freshness = if self.slots.refresh_times.get(index).is_reached(now) {
+            Freshness::DueForRefresh
+        } else {
+            Freshness::Fresh
+        };
+        Some((self.read(index, now), freshness))
     }
 
     /// A live entry's value, recording nothing.

@@ -3,6 +3,7 @@
 
 use std::{future::Future, sync::PoisonError};
 
+#[allow(unused_imports)]
 pub(crate) use loom::{
     sync::{
         Arc,
@@ -48,9 +49,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     loom::future::block_on(future)
 }
 
-/// 0 for every thread: callers must not rely on the number being exclusive under loom.
+/// No thread has a number of its own under loom: `usize::MAX` for every thread, as for a
+/// thread being torn down, so that none relies on owning what the number would give it.
 pub(crate) fn thread_index() -> usize {
-    0
+    usize::MAX
 }
 
 /// One: the models keep to one shard.

@@ -8,6 +8,8 @@ use std::{
     task::{Context, Poll, Wake, Waker},
 };
 
+// Not every build uses every primitive (`AtomicBool` serves the `tokio` feature only).
+#[allow(unused_imports)]
 pub(crate) use std::{
     sync::{
         Arc,
@@ -52,7 +54,8 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
 /// A number no other live thread holds: the smallest free one when the thread first asks,
 /// handed back when it exits, so that threads which come and go (scoped threads, a blocking
 /// pool) reuse small numbers instead of counting up forever. `usize::MAX` while the thread is
-/// being torn down (its number already handed back).
+/// being torn down (its number already handed back): a thread with that number owns nothing
+/// by it.
 #[inline]
 pub(crate) fn thread_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
