@@ -6,7 +6,7 @@
 //! the window the same way again; if it fell, the other way. Steps shrink while the hit rate
 //! holds steady and start over when it jumps, which signals a new workload.
 //!
-//! One climber serves the whole cache (behind a mutex in `cache.rs`): the right window is a
+//! One climber serves the whole cache (behind a mutex in `cache/mod.rs`): the right window is a
 //! property of the workload, not of a shard, and pooling every shard's requests gives it as
 //! many samples as an unsharded cache would have. Each shard applies the current fraction to
 //! its own capacity when it next asks.

@@ -125,7 +125,8 @@ pub enum LoadError<E> {
     /// The loader returned this error.
     Failed(Arc<E>),
     /// The loader panicked. The panic was caught where the load ran, after the panic hook
-    /// reported it as it reports any panic; no caller unwinds, each gets this instead.
+    /// reported it as it reports any panic; the callers get this instead of unwinding (but
+    /// `AsyncLazy::get`, which has no error to return, panics in turn).
     Panicked,
     /// The loader took longer than `load_timeout`.
     TimedOut,

@@ -16,14 +16,14 @@
 //!    refresh: a load registered for the key while its value stays live. A write to the key
 //!    (an insert, an invalidation) detaches the refresh, so what replaced or removed the entry
 //!    is never overwritten by it. A failed refresh leaves the old value until its time to live.
-//! 4. With `error_ttl`, a failure is remembered in a second cache for that long, and counts
-//!    from before its flight settles, only if no write detached the load; meanwhile `get` of
-//!    the key returns it without a load, and no refresh starts. The leader puts it in that
-//!    cache before it lands the load (taking no lock of the main cache), unconfirmed; once the
-//!    landing finds the load still pending, it confirms it. A read honours only confirmed
-//!    failures, and `invalidate` removes the failure after the value, so a failure either
-//!    lands before an invalidation and is removed by it, or is never confirmed. The two
-//!    caches' locks are never held together.
+//! 4. With `error_ttl`, a failure is remembered in a second cache for that long, before its
+//!    flight settles and only if no write detached the load; meanwhile `get` of the key
+//!    returns it without a load, and no refresh starts. The leader puts it in that cache
+//!    unconfirmed, holding no lock of the main cache, then confirms it (an atomic store)
+//!    under the key's shard lock if the load is still pending there. A read honours only
+//!    confirmed failures, and `invalidate` removes the failure after the value, so a failure
+//!    is either confirmed before an invalidation detaches its load, and then removed by it,
+//!    or never confirmed. The two caches' locks are never held together.
 //! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
 //!    a fair (first come, first served) semaphore before it calls the loader. (A loader that
 //!    awaits another load of the same cache while all permits are taken waits forever.)
@@ -45,7 +45,7 @@ use crate::{
     builder::{Loading, Settings},
     cache::{KeyLeader, Refresh},
     error::LoadError,
-    flight::{self, Answer, Landed, Led, Run, catch_panic},
+    flight::{self, Answer, Led, Run, catch_panic},
     shard::Freshness,
     sync::{AtomicBool, Ordering},
 };
@@ -197,10 +197,10 @@ where
             || self.cache.start(hash, &mut Some(key.clone())),
             |leader, run| match run {
                 Run::Anywhere => {
-                    self.spawn(leader, key.clone());
+                    self.spawn(leader, hash, key.clone());
                     Led::Spawned
                 }
-                Run::Here => Led::Here(self.run(leader, key.clone())),
+                Run::Here => Led::Here(self.run(leader, hash, key.clone())),
             },
         )
         .await;
@@ -350,7 +350,7 @@ where
     /// Starts a background reload (see [`Refresh`]).
     fn start_refresh(&self, hash: u64, key: K, refresh: Refresh) {
         if let Some(leader) = self.cache.start_refresh(hash, key.clone(), refresh) {
-            self.spawn(leader, key);
+            self.spawn(leader, hash, key);
         }
     }
 
@@ -365,12 +365,12 @@ where
 
     /// Runs the load as a task on the caller's runtime, or outside one, on the runtime the
     /// cache was built in.
-    fn spawn(&self, leader: KeyLeader<K, V, S>, key: K) {
+    fn spawn(&self, leader: KeyLeader<K, V, S>, hash: u64, key: K) {
         let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
         let this = self.clone();
         drop(runtime.spawn(async move {
             // The outcome reaches the callers through the flight.
-            let _ = this.run(leader, key).await;
+            let _ = this.run(leader, hash, key).await;
         }));
     }
 
@@ -380,6 +380,7 @@ where
     async fn run(
         &self,
         leader: KeyLeader<K, V, S>,
+        hash: u64,
         key: K,
     ) -> Result<V, std::sync::Arc<LoadError<E>>> {
         let _permit = match &self.shared.permits {
@@ -391,33 +392,46 @@ where
             ),
             None => None,
         };
-        let remembered = std::sync::OnceLock::new();
+        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
+        let flight = crate::sync::Arc::clone(leader.flight());
         let load = async {
-            let result = self.cache.timed(self.call_loader(key.clone())).await;
-            if let Some(errors) = &self.shared.errors {
+            let result = self.cache.timed(self.call_loader(key)).await;
+            if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
                 match &result {
                     Ok(_) => drop(errors.remove(&key)),
-                    Err(error) => {
-                        let failure = Arc::new(Remembered::unconfirmed(error.clone()));
-                        errors.insert(key.clone(), Arc::clone(&failure));
-                        drop(remembered.set(failure));
-                    }
+                    Err(error) => self.remember(errors, key, error, hash, &flight),
                 }
             }
             result
         };
-        leader
-            .run_noting(load, |_, landed| {
-                if let (Some(failure), Landed::Kept) = (remembered.get(), landed) {
-                    failure.confirm();
-                }
-            })
-            .await
+        leader.run(load).await
     }
 
-    /// Calls the loader within `load_timeout`, turning a panic into [`LoadError::Panicked`].
+    /// Remembers a failure for `error_ttl` (rule 4): put in the memory of failures while no
+    /// main-cache lock is held, then confirmed (an atomic store) under the key's shard lock
+    /// if the load is still pending, so before the load lands and becomes visible as gone.
+    fn remember(
+        &self,
+        errors: &TtlCache<K, Arc<Remembered<E>>>,
+        key: K,
+        error: &LoadError<E>,
+        hash: u64,
+        flight: &crate::sync::Arc<crate::flight::Flight<V>>,
+    ) {
+        // A load an invalidation already detached has nothing to remember, and must not
+        // replace what a newer load remembered.
+        if !self.cache.is_pending(hash, flight) {
+            return;
+        }
+        let failure = Arc::new(Remembered::unconfirmed(error.clone()));
+        errors.insert(key, Arc::clone(&failure));
+        self.cache.while_pending(hash, flight, || failure.confirm());
+    }
+
+    /// Calls the loader within `load_timeout`, turning a panic into [`LoadError::Panicked`],
+    /// whether it comes from the loader's call or from its future.
     async fn call_loader(&self, key: K) -> Result<V, LoadError<E>> {
-        let load = (self.shared.loader)(key);
+        let load = async move { (self.shared.loader)(key).await };
         let limited = async {
             match self.shared.load_timeout {
                 Some(limit) => tokio::time::timeout(limit, load).await.ok(),

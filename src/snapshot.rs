@@ -13,7 +13,8 @@
 //!    shards interleaved, so that a restore that runs out of room drops the least valuable.
 //! 4. A restore only adds: never over a live entry or a pending load of the same key (both
 //!    are newer than the snapshot), and never by evicting (see `Shard::restore`). A key listed
-//!    twice is restored from its first copy only.
+//!    twice counts once, by its first copy: if that copy is not restored (expired, or no
+//!    room), neither is the other.
 //! 5. A serialized snapshot starts with a format tag that reading checks, so a file that is
 //!    not a snapshot, or of another format version, is an error rather than a garbled cache.
 //!
@@ -25,6 +26,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use hashbrown::HashTable;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::{
@@ -230,14 +232,13 @@ where
         let timeline = self.timeline();
         let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
         let mut by_shard: Vec<Vec<Restored<K, V>>> = self.shards().map(|_| Vec::new()).collect();
-        for entry in snapshot.into_entries() {
+        for (hash, entry) in self.first_copies(snapshot.into_entries()) {
             let idled_out = entry
                 .idle_until
                 .is_some_and(|idle| wall.to_tick(Some(idle)).is_none());
             let Some(deadline) = wall.to_tick(entry.expires_at).filter(|_| !idled_out) else {
                 continue;
             };
-            let hash = self.hash(&entry.key);
             let weight = self.weigh(&entry.key, &entry.value);
             by_shard[self.shard_index(hash)].push(Restored {
                 hash,
@@ -257,6 +258,26 @@ where
             drop(shard);
         }
         restored
+    }
+
+    /// The entries with their hashes, each key once, by its first copy (rule 4): a file edited
+    /// or concatenated by hand may list a key twice. Done before any lock is taken, as it
+    /// compares and drops keys and values.
+    fn first_copies(&self, entries: Vec<SnapshotEntry<K, V>>) -> Vec<(u64, SnapshotEntry<K, V>)> {
+        let mut firsts: Vec<(u64, SnapshotEntry<K, V>)> = Vec::with_capacity(entries.len());
+        let mut seen = HashTable::<usize>::with_capacity(entries.len());
+        for entry in entries {
+            let hash = self.hash(&entry.key);
+            if seen
+                .find(hash, |&at| firsts[at].1.key == entry.key)
+                .is_some()
+            {
+                continue;
+            }
+            seen.insert_unique(hash, firsts.len(), |&at| firsts[at].0);
+            firsts.push((hash, entry));
+        }
+        firsts
     }
 }
 

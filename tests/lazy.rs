@@ -543,3 +543,53 @@ async fn a_lazy_without_deadlines_never_reads_its_clock() {
     timed.set(2);
     assert!(clock.reads() > at_build);
 }
+
+#[tokio::test]
+async fn an_initializer_that_panics_before_it_returns_its_future_gives_panicked() {
+    let calls = Calls::default();
+    let init_calls = calls.clone();
+    let lazy = AsyncLazy::try_new(move || {
+        init_calls.record();
+        if true {
+            panic!("the initializer panics as it is called");
+        }
+        async { Ok::<u8, String>(0) }
+    });
+    let gets = (0..8).map(|_| {
+        let lazy = lazy.clone();
+        tokio::spawn(async move { lazy.try_get().await })
+    });
+    for get in gets {
+        assert!(matches!(get.await.unwrap(), Err(LoadError::Panicked)));
+    }
+    assert!(calls.count() <= 8, "{} calls for 8 gets", calls.count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_woken_by_a_new_value_reads_that_value() {
+    let lazy = AsyncLazy::new(|| async { 0_u32 });
+    let mut updates = lazy.subscribe();
+    let setter = {
+        let lazy = lazy.clone();
+        std::thread::spawn(move || {
+            for value in 1..=500 {
+                lazy.set(value);
+                std::thread::yield_now();
+            }
+        })
+    };
+    let mut seen = 0;
+    while seen < 500 {
+        if updates.changed().await.is_err() {
+            break;
+        }
+        let announced = updates.borrow_and_update().as_deref().copied().unwrap();
+        let current = *lazy.peek().unwrap();
+        assert!(
+            current >= announced,
+            "woken for {announced}, the lazy still held {current}"
+        );
+        seen = announced;
+    }
+    setter.join().unwrap();
+}

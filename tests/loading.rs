@@ -548,3 +548,58 @@ fn an_evicted_remembered_failure_is_dropped_outside_the_caches_locks() {
         panic!("dropping an evicted failure deadlocked on the cache's shard lock");
     }
 }
+
+#[tokio::test]
+async fn a_loader_that_panics_before_it_returns_its_future_gives_every_waiter_panicked() {
+    let calls = Calls::default();
+    let loader_calls = calls.clone();
+    let cache = TtlCache::builder()
+        .build_loading(move |_key: u64| {
+            loader_calls.record();
+            if true {
+                panic!("the loader panics as it is called");
+            }
+            async { Ok::<u64, String>(0) }
+        })
+        .unwrap();
+    let gets = (0..8).map(|_| {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get(&1).await })
+    });
+    for get in gets {
+        assert_eq!(get.await.unwrap(), Err(LoadError::Panicked));
+    }
+    assert!(calls.count() <= 8, "{} calls for 8 gets", calls.count());
+    assert_eq!(cache.get(&1).await, Err(LoadError::Panicked));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_failure_never_replaces_a_newer_remembered_one() {
+    let calls = Calls::default();
+    let loader_calls = calls.clone();
+    let cache = TtlCache::builder()
+        .error_ttl(Duration::from_secs(60))
+        .build_loading(move |_key: u64| {
+            let first = loader_calls.record() == 0;
+            async move {
+                if first {
+                    sleep(Duration::from_millis(200)).await;
+                    return Err::<u64, _>("the first, slow failure".to_string());
+                }
+                Err("the newer failure".to_string())
+            }
+        })
+        .unwrap();
+    let slow = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.get(&1).await }
+    });
+    sleep(Duration::from_millis(10)).await;
+    cache.invalidate(&1);
+    let newer = cache.get(&1).await.unwrap_err();
+    assert_eq!(newer.to_string(), "the load failed: the newer failure");
+    assert!(slow.await.unwrap().is_err());
+    // The newer failure is still what is remembered: no loader call until error_ttl.
+    assert_eq!(cache.get(&1).await.unwrap_err(), newer);
+    assert_eq!(calls.count(), 2);
+}

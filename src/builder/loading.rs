@@ -192,12 +192,14 @@ where
         let (mut settings, kind) = self.checked()?;
         let loading = kind.into_loading();
         check_durations(Durations {
-            nonzero: &[
-                ("refresh_after", loading.refresh_after),
-                ("load_timeout", loading.load_timeout),
-            ],
+            nonzero: &[("refresh_after", loading.refresh_after)],
             refresh_after: loading.refresh_after,
             time_to_live,
+        })?;
+        check_durations(Durations {
+            nonzero: &[("load_timeout", loading.load_timeout)],
+            refresh_after: None,
+            time_to_live: None,
         })?;
         if loading.max_concurrent_loads == Some(0) {
             return Err(BuildError::ZeroConcurrentLoads);

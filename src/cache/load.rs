@@ -14,7 +14,7 @@ use std::borrow::Borrow;
 use super::TtlCache;
 use crate::{
     clock::Now,
-    flight::{self, Answer, Flight, Found, Landed, Landing, Led, Outcome},
+    flight::{self, Answer, Flight, Found, Landing, Led, Outcome},
     removal::Removals,
     shard::Write,
     sync::{Arc, block_on},
@@ -291,6 +291,23 @@ where
         result
     }
 
+    /// Whether `flight`'s load is still pending in the key's shard: no write detached it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn is_pending(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.shard(hash).read().is_pending(hash, flight)
+    }
+
+    /// Runs `record` under the key's shard read lock if `flight`'s load is still pending
+    /// there, so that a write detaching it comes wholly before or after. `record` must not
+    /// block or call into the cache (it is an atomic store, for the memory of failures).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn while_pending(&self, hash: u64, flight: &Arc<Flight<V>>, record: impl FnOnce()) {
+        let shard = self.shard(hash).read();
+        if shard.is_pending(hash, flight) {
+            record();
+        }
+    }
+
     /// Whether a load of `key` is pending (under the shard's read lock).
     #[cfg(feature = "tokio")]
     pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
@@ -325,17 +342,13 @@ where
     where
         Self: 'a;
 
-    fn store<'a>(
-        &'a self,
-        flight: &Arc<Flight<V>>,
-        outcome: &Outcome<V>,
-    ) -> (Landed, Removals<'a, K, V>) {
+    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Removals<'a, K, V> {
         let cache = &self.cache;
         let now = Now::lazy(&cache.inner.timeline);
         let mut removals = cache.removals();
         let mut shard = cache.shard(self.hash).write();
         let Some(key) = shard.finish_load(self.hash, flight) else {
-            return (Landed::Detached, removals);
+            return removals;
         };
         match outcome {
             Outcome::Loaded(value) => {
@@ -354,7 +367,7 @@ where
                 drop(key);
             }
         }
-        (Landed::Kept, removals)
+        removals
     }
 
     fn abandon(&self, flight: &Arc<Flight<V>>) {

@@ -22,23 +22,10 @@ pub(crate) trait Landing<V> {
 
     /// Ends `flight`'s pending load and, unless a write detached it (rule 5), stores a
     /// loaded value.
-    fn store<'a>(
-        &'a self,
-        flight: &Arc<Flight<V>>,
-        outcome: &Outcome<V>,
-    ) -> (Landed, Self::Receipt<'a>);
+    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Self::Receipt<'a>;
 
     /// Ends `flight`'s pending load without storing anything.
     fn abandon(&self, flight: &Arc<Flight<V>>);
-}
-
-/// Whether a landing load was still the key's pending load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Landed {
-    /// It was: a value was stored (if the store had room for it).
-    Kept,
-    /// A write detached it: nothing was stored.
-    Detached,
 }
 
 /// The leader of a load: settles its flight exactly once (rule 2), storing the outcome
@@ -66,22 +53,8 @@ impl<L: Landing<V>, V> Leader<L, V> {
 
     /// Runs `load` as the leader (rule 6), then stores its outcome and settles the flight.
     pub(crate) async fn run<X>(
-        self,
-        load: impl Future<Output = Result<V, X>>,
-    ) -> Result<V, std::sync::Arc<X>>
-    where
-        V: Clone,
-        X: Send + Sync + 'static,
-    {
-        self.run_noting(load, |_, _| ()).await
-    }
-
-    /// Like [`run`](Self::run), calling `note` with the result and how it landed after it is
-    /// stored and before the waiters are woken.
-    pub(crate) async fn run_noting<X>(
         mut self,
         load: impl Future<Output = Result<V, X>>,
-        note: impl FnOnce(&Result<V, std::sync::Arc<X>>, Landed),
     ) -> Result<V, std::sync::Arc<X>>
     where
         V: Clone,
@@ -92,8 +65,7 @@ impl<L: Landing<V>, V> Leader<L, V> {
             Ok(value) => Outcome::Loaded(value.clone()),
             Err(error) => Outcome::Failed(std::sync::Arc::clone(error) as SharedError),
         };
-        let (landed, receipt) = self.landing.store(&self.flight, &outcome);
-        note(&result, landed);
+        let receipt = self.landing.store(&self.flight, &outcome);
         self.flight.settle(outcome);
         self.settled = true;
         drop(receipt);
@@ -176,12 +148,11 @@ mod tests {
         where
             Self: 'a;
 
-        fn store(&self, _: &Arc<Flight<u8>>, outcome: &Outcome<u8>) -> (Landed, ()) {
+        fn store(&self, _: &Arc<Flight<u8>>, outcome: &Outcome<u8>) {
             self.stored.set(Some(match outcome {
                 Outcome::Loaded(value) => Ok(*value),
                 _ => Err(()),
             }));
-            (Landed::Kept, ())
         }
 
         fn abandon(&self, _: &Arc<Flight<u8>>) {

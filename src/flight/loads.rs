@@ -52,6 +52,14 @@ impl<K: Hash + Eq, V> Loads<K, V> {
         flight
     }
 
+    /// Whether `flight`'s load is still pending (no write detached it).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn contains(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.table
+            .find(hash, |pending| Arc::ptr_eq(&pending.flight, flight))
+            .is_some()
+    }
+
     /// Ends `flight`'s load, handing back its key, unless a write detached it (rule 5).
     pub(crate) fn finish(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
         let entry = self

@@ -7,7 +7,7 @@ use super::{AsyncLazy, Current, Loaded, Shared};
 use crate::{
     clock::Tick,
     error::LoadError,
-    flight::{self, Flight, Found, Landed, Landing, Led, Outcome, Run, catch_panic},
+    flight::{self, Flight, Found, Landing, Led, Outcome, Run, catch_panic},
     sync,
 };
 
@@ -105,7 +105,7 @@ where
     /// Runs the initializer as the leader of the load, then keeps and shares its outcome.
     async fn run(&self, leader: LazyLeader<T, E>) -> Result<Arc<T>, std::sync::Arc<LoadError<E>>> {
         let init = async {
-            match catch_panic((self.shared.init)()).await {
+            match catch_panic(async { (self.shared.init)().await }).await {
                 Ok(Ok(value)) => Ok(Arc::new(value)),
                 Ok(Err(error)) => Err(LoadError::Failed(Arc::new(error))),
                 Err(()) => Err(LoadError::Panicked),
@@ -139,11 +139,14 @@ impl<T, E> Shared<T, E> {
     /// which keeps the notifications in the order of the stores.
     pub(super) fn keep(&self, value: Arc<T>, loaded_at: Tick) -> Replaced<T, E> {
         #[cfg(feature = "tokio")]
-        let announced = Some(self.updates.send_replace(Some(Arc::clone(&value))));
+        let announce = Some(Arc::clone(&value));
+        let old = self.value.swap(Some(Arc::new(Loaded { value, loaded_at })));
+        #[cfg(feature = "tokio")]
+        let announced = announce.map(|value| self.updates.send_replace(Some(value)));
         #[cfg(not(feature = "tokio"))]
         let announced = None;
         Replaced {
-            _value: self.value.swap(Some(Arc::new(Loaded { value, loaded_at }))),
+            _value: old,
             _announced: announced,
             _error: self.last_error.lock().take(),
         }
@@ -173,7 +176,7 @@ where
         &self,
         flight: &sync::Arc<Flight<Arc<T>>>,
         outcome: &Outcome<Arc<T>>,
-    ) -> (Landed, Replaced<T, E>) {
+    ) -> Replaced<T, E> {
         let loaded_at = self.loaded_now();
         let mut pending = self.pending.lock();
         let current = pending
@@ -181,10 +184,10 @@ where
             .is_some_and(|pending| sync::Arc::ptr_eq(pending, flight));
         if !current {
             // Detached by `invalidate` or `set` (rule 4).
-            return (Landed::Detached, Replaced::default());
+            return Replaced::default();
         }
         *pending = None;
-        let replaced = match outcome {
+        match outcome {
             Outcome::Loaded(value) => self.keep(Arc::clone(value), loaded_at),
             Outcome::Failed(error) => Replaced {
                 _error: std::mem::replace(
@@ -194,8 +197,7 @@ where
                 ..Replaced::default()
             },
             Outcome::Abandoned => Replaced::default(),
-        };
-        (Landed::Kept, replaced)
+        }
     }
 
     fn abandon(&self, flight: &sync::Arc<Flight<Arc<T>>>) {

@@ -6,8 +6,9 @@
 //!
 //! Rules:
 //! 1. The value lives in an [`ArcCell`] with the time it was loaded: a fresh `get` reads it
-//!    without a lock. The clock is read only when `time_to_live` or `refresh_after` is set,
-//!    on loads and on reads: a lazy without deadlines never starts the ticker thread.
+//!    without a lock. After `build` (a custom clock is read once there, for its epoch), the
+//!    clock is read only when `time_to_live` or `refresh_after` is set, on loads and on
+//!    reads: a lazy without deadlines never starts the ticker thread.
 //! 2. At most one load runs at a time. `pending` holds its flight, under a mutex that is also
 //!    held while a load's value is stored, so a caller that finds neither a fresh value nor a
 //!    pending load under that mutex may start one.

@@ -458,6 +458,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Some(self.loads.start(hash, key, hasher))
     }
 
+    /// Whether `flight`'s load of its key is still pending here (not detached by a write).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn is_pending(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+        self.loads.contains(hash, flight)
+    }
+
     /// Whether it is time to give the policy's window a new share (`climber.rs`).
     pub(crate) fn adaptation_due(&mut self) -> bool {
         self.policy.adaptation_due()

@@ -2,8 +2,6 @@
 
 use std::{hash::Hash, time::Duration};
 
-use hashbrown::HashTable;
-
 use super::{Shard, Write};
 use crate::{
     clock::{Now, Tick},
@@ -68,13 +66,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         // Room that expired entries take is room for the snapshot's.
         self.purge_expired(now, removals);
         let mut room = self.capacity - self.weighted_size;
-        let first_listed = first_listed(&entries);
         let chosen: Vec<Restored<K, V>> = entries
             .into_iter()
-            .zip(first_listed)
-            .filter(|(entry, first)| {
-                let fits = *first
-                    && u64::from(entry.weight) <= room
+            .filter(|entry| {
+                let fits = u64::from(entry.weight) <= room
                     && !entry.deadline.is_reached(now)
                     && self.live(entry.hash, &entry.key, now).is_none()
                     && self.loads.find(entry.hash, &entry.key).is_none();
@@ -83,7 +78,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 }
                 fits
             })
-            .map(|(entry, _)| entry)
             .collect();
         let mut stored = 0;
         for entry in chosen.into_iter().rev() {
@@ -102,22 +96,4 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         stored
     }
-}
-
-/// For each entry, whether it is the first the list gives for its key: a snapshot edited or
-/// concatenated by hand may list a key twice, and only the copy ranked higher counts.
-fn first_listed<K: Eq, V>(entries: &[Restored<K, V>]) -> Vec<bool> {
-    let mut seen = HashTable::<usize>::with_capacity(entries.len());
-    entries
-        .iter()
-        .enumerate()
-        .map(|(at, entry)| {
-            let same_key = |&other: &usize| entries[other].key == entry.key;
-            if seen.find(entry.hash, same_key).is_some() {
-                return false;
-            }
-            seen.insert_unique(entry.hash, at, |&other| entries[other].hash);
-            true
-        })
-        .collect()
 }
