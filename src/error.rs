@@ -48,6 +48,12 @@ pub enum BuildError {
     },
     /// `max_concurrent_loads` was zero: no load could ever run.
     ZeroConcurrentLoads,
+    /// A coherent cache's name was empty or held a `:`, which separates it from the key in
+    /// marker keys (feature `redis`).
+    InvalidCoherentName {
+        /// The name given.
+        name: String,
+    },
     /// Built outside a tokio runtime, where a setting needs one to run loads in the background.
     NoTokioRuntime {
         /// What needs the runtime.
@@ -89,6 +95,10 @@ impl fmt::Display for BuildError {
             BuildError::ZeroConcurrentLoads => {
                 write!(f, "`max_concurrent_loads` must be at least 1, got 0")
             }
+            BuildError::InvalidCoherentName { name } => write!(
+                f,
+                "a coherent cache's name must be non-empty and hold no `:`, got {name:?}"
+            ),
             BuildError::NoTokioRuntime { setting } => write!(
                 f,
                 "`{setting}` runs loads on a tokio runtime: call it from within one"

@@ -60,10 +60,14 @@ mod clock;
 mod error;
 mod flight;
 mod hash;
+#[cfg(feature = "tokio")]
+mod jitter;
 mod lazy;
 #[cfg(feature = "tokio")]
 mod loading;
 mod policy;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod removal;
 mod shard;
 mod sketch;

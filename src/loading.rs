@@ -127,6 +127,8 @@ where
                     clock: settings.clock.clone(),
                     listener: None,
                     hasher: RandomState::new(),
+                    #[cfg(feature = "redis")]
+                    coherent: None,
                 })
             });
         Self {
@@ -288,6 +290,75 @@ where
         if let Some(errors) = &self.shared.errors {
             errors.clear();
         }
+    }
+
+    /// Removes the key's value and remembered failure here, then tells every replica to
+    /// remove the value: see [`TtlCache::invalidate_everywhere`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TtlCache::invalidate_everywhere`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`TtlCache::invalidate_everywhere`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ttlcache::{TtlCache, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let users = TtlCache::builder()
+    ///     .coherent(&coherence, "users")
+    ///     .build_loading(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) })?;
+    /// users.invalidate_everywhere(&7).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn invalidate_everywhere(&self, key: &K) -> Result<(), crate::redis::CoherenceError>
+    where
+        K: ::redis::ToRedisArgs,
+    {
+        self.cache.coherent()?;
+        self.invalidate(key);
+        self.cache.send_invalidation(key).await
+    }
+
+    /// Removes every value and remembered failure here, then tells every replica to remove
+    /// every value: see [`TtlCache::invalidate_all_everywhere`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TtlCache::invalidate_all_everywhere`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`TtlCache::invalidate_everywhere`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ttlcache::{TtlCache, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let rates = TtlCache::builder()
+    ///     .coherent(&coherence, "rates")
+    ///     .build_loading(|code: String| async move { Ok::<_, std::io::Error>(code.len()) })?;
+    /// rates.invalidate_all_everywhere().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn invalidate_all_everywhere(&self) -> Result<(), crate::redis::CoherenceError> {
+        self.cache.coherent()?;
+        self.invalidate_all();
+        self.cache.send_invalidation_of_all().await
     }
 
     /// Starts a background reload of `key` now, whatever its age; readers keep the current

@@ -52,6 +52,8 @@ pub struct CacheBuilder<K, V, S = RandomState, L = Plain> {
     listener: Option<Listener<K, V>>,
     hasher: S,
     kind: L,
+    #[cfg(feature = "redis")]
+    coherent: Option<crate::cache::Coherent<K>>,
 }
 
 /// The state of a [`CacheBuilder`] given no setting that only a loading cache honours: it
@@ -71,6 +73,8 @@ impl<K, V> CacheBuilder<K, V> {
             listener: None,
             hasher: RandomState::new(),
             kind: Plain,
+            #[cfg(feature = "redis")]
+            coherent: None,
         }
     }
 }
@@ -281,12 +285,50 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             listener: self.listener,
             hasher,
             kind,
+            #[cfg(feature = "redis")]
+            coherent: self.coherent,
         }
+    }
+
+    /// Keeps this cache coherent with the caches of the same `name` in the other replicas
+    /// that share `coherence`'s Redis and namespace: see [`Coherence`](crate::redis::Coherence).
+    ///
+    /// Keys cross processes through redis-rs's `ToRedisArgs` and `FromRedisValue`: integers,
+    /// strings and byte vectors work as they are. While `coherence` is unhealthy, the cache
+    /// does what its [`Unhealthy`](crate::redis::Unhealthy) setting says; reads cost the
+    /// same as without coherence.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ttlcache::{TtlCache, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let sessions = TtlCache::<String, u64>::builder()
+    ///     .coherent(&coherence, "sessions")
+    ///     .build()?;
+    /// # drop(sessions);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn coherent(mut self, coherence: &crate::redis::Coherence, name: &str) -> Self
+    where
+        K: ::redis::FromRedisValue,
+    {
+        self.coherent = Some(crate::cache::Coherent::new(coherence, name));
+        self
     }
 
     /// Checks the settings of a cache of either kind.
     fn checked(self) -> Result<(Settings<K, V, S>, L), BuildError> {
         let shards = settings::shard_count(self.shards, self.max_capacity)?;
+        #[cfg(feature = "redis")]
+        if let Some(coherent) = &self.coherent {
+            settings::check_coherent_name(coherent.name())?;
+        }
         let settings = Settings {
             shards,
             max_capacity: self.max_capacity,
@@ -297,12 +339,19 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             clock: self.clock,
             listener: self.listener,
             hasher: self.hasher,
+            #[cfg(feature = "redis")]
+            coherent: self.coherent,
         };
         Ok((settings, self.kind))
     }
 }
 
-impl<K, V, S> CacheBuilder<K, V, S, Plain> {
+impl<K, V, S> CacheBuilder<K, V, S, Plain>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
     /// Checks the settings and builds the cache.
     ///
     /// It starts no thread. (With the default [`SystemClock`](crate::SystemClock), the

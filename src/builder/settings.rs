@@ -25,6 +25,9 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) clock: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) hasher: S,
+    /// The replicas' coherence the cache takes part in.
+    #[cfg(feature = "redis")]
+    pub(crate) coherent: Option<crate::cache::Coherent<K>>,
 }
 
 /// The durations a builder was given, as [`check_durations`] checks them.
@@ -54,6 +57,18 @@ pub(crate) fn check_durations(durations: Durations<'_>) -> Result<(), BuildError
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses a coherent cache's name that could not be told apart in a marker key: empty, or
+/// holding a `:` (the marker's separator).
+#[cfg(feature = "redis")]
+pub(crate) fn check_coherent_name(name: &str) -> Result<(), BuildError> {
+    if name.is_empty() || name.contains(':') {
+        return Err(BuildError::InvalidCoherentName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether a setting needs the runtime's timer.

@@ -359,7 +359,9 @@ where
                     value: value.clone(),
                     time_to_live: cache.inner.time_to_live,
                 };
-                cache.store(&mut shard, write, &now, &mut removals);
+                let refused = cache.store(&mut shard, write, &now, &mut removals);
+                drop(shard);
+                drop(refused);
             }
             // The key is dropped after the lock: its `Drop` is the user's code.
             _ => {

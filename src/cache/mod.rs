@@ -17,6 +17,8 @@
 //!    on the same engine as the asynchronous ones, after a lock-free-of-writes fast path.
 
 mod all;
+#[cfg(feature = "redis")]
+mod coherent;
 mod load;
 
 use std::{
@@ -28,6 +30,8 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "redis")]
+pub(crate) use coherent::Coherent;
 #[cfg(feature = "tokio")]
 pub(crate) use load::KeyLeader;
 #[cfg(feature = "tokio")]
@@ -82,9 +86,17 @@ struct Inner<K, V, S> {
     listener: Option<Listener<K, V>>,
     counters: Counters,
     climber: Mutex<Climber>,
+    /// The replicas' coherence this cache takes part in (`coherent.rs`).
+    #[cfg(feature = "redis")]
+    coherence: Option<coherent::Coherent<K>>,
 }
 
-impl<K, V, S> TtlCache<K, V, S> {
+impl<K, V, S> TtlCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
     pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Self {
         let count = settings.shards as u64;
         let shards = (0..count)
@@ -102,7 +114,7 @@ impl<K, V, S> TtlCache<K, V, S> {
                 CachePadded::new(RwLock::new(shard))
             })
             .collect();
-        Self {
+        let cache = Self {
             inner: Arc::new(Inner {
                 shards,
                 hasher: settings.hasher,
@@ -113,8 +125,13 @@ impl<K, V, S> TtlCache<K, V, S> {
                 listener: settings.listener,
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
+                #[cfg(feature = "redis")]
+                coherence: settings.coherent,
             }),
-        }
+        };
+        #[cfg(feature = "redis")]
+        cache.join_coherence();
+        cache
     }
 }
 
@@ -198,16 +215,29 @@ where
     }
 
     /// Stores an entry in a locked shard, counts the write, and lets the policy adapt.
+    ///
+    /// A coherent cache that may not store now (its replicas' coherence is unhealthy and it
+    /// bypasses, rule 3 of `redis/mod.rs`) removes the key's entry instead and hands the
+    /// write back, for the caller to drop once the lock is released.
+    #[must_use = "a write handed back is dropped after the lock"]
     fn store(
         &self,
         shard: &mut Shard<K, V>,
         write: Write<K, V>,
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
-    ) {
+    ) -> Option<Write<K, V>> {
+        #[cfg(feature = "redis")]
+        if !self.may_store() {
+            if let Some((key, value, cause)) = shard.remove(write.hash, &write.key, now) {
+                removals.push(key, value, cause);
+            }
+            return Some(write);
+        }
         shard.insert(write, now, removals);
         self.inner.counters.insert();
         self.adapt(shard);
+        None
     }
 
     /// Gives the shard's policy the window share the climber now favours, when it is due.
@@ -388,8 +418,9 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         let mut shard = self.shard(hash).write();
-        self.store(&mut shard, write, &now, &mut removals);
+        let refused = self.store(&mut shard, write, &now, &mut removals);
         drop(shard);
+        drop(refused);
     }
 
     /// Removes the entry for `key`; returns its value if it was live.

@@ -7,6 +7,7 @@ use std::{
 };
 
 use super::{AsyncLazy, Shared};
+use crate::jitter::Jitter;
 
 /// The `refresh_every` task: reloads every `period`, sooner after a failure (rule 6).
 pub(super) async fn refresh_periodically<T, E>(shared: Weak<Shared<T, E>>, period: Duration)
@@ -60,29 +61,6 @@ fn retry_delay(period: Duration, failures: u32) -> Duration {
         .min(period)
 }
 
-/// Spreads delays by up to a quarter either way, so that many lazies failing together do not
-/// retry together.
-struct Jitter(u64);
-
-impl Jitter {
-    fn seeded() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.subsec_nanos());
-        Self(u64::from(nanos) | 1)
-    }
-
-    fn spread(&mut self, delay: Duration) -> Duration {
-        // xorshift64
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        // A factor from 0.75 to 1.25; a delay too long to spread stays as it is.
-        let factor = 0.75 + (self.0 % 1_000) as f64 / 2_000.0;
-        Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(delay)
-    }
-}
-
 #[cfg(all(test, not(ttlcache_loom)))]
 mod tests {
     use super::*;
@@ -93,23 +71,5 @@ mod tests {
         let delays: Vec<u64> = (1..=7).map(|n| retry_delay(period, n).as_secs()).collect();
         assert_eq!(delays, [4, 8, 16, 32, 64, 64, 64]);
         assert_eq!(retry_delay(period, u32::MAX), period);
-    }
-
-    #[test]
-    fn jitter_of_the_longest_delay_does_not_overflow() {
-        let mut jitter = Jitter(7);
-        for _ in 0..1_000 {
-            let spread = jitter.spread(Duration::MAX);
-            assert!(spread >= Duration::MAX.mul_f64(0.74));
-        }
-    }
-
-    #[test]
-    fn jitter_stays_within_a_quarter() {
-        let mut jitter = Jitter(7);
-        for _ in 0..1_000 {
-            let spread = jitter.spread(Duration::from_secs(100)).as_secs_f64();
-            assert!((75.0..=125.0).contains(&spread), "{spread}");
-        }
     }
 }

@@ -12,7 +12,7 @@ use std::{
 #[allow(unused_imports)]
 pub(crate) use std::{
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicBool, AtomicU8, AtomicU64},
     },
     thread_local,

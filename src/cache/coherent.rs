@@ -1,0 +1,208 @@
+//! A cache's part in its replicas' coherence (feature `redis`; the mechanism is in
+//! `redis/`): invalidations sent from here, received through a registered member, and the
+//! write-path check of rule 3 there.
+
+use std::hash::{BuildHasher, Hash};
+
+use redis::{FromRedisValue, ToRedisArgs};
+
+use super::{Inner, TtlCache};
+use crate::{
+    redis::{Coherence, CoherenceError, Link, Member, Undecodable, decode},
+    sync::{Arc, Weak},
+};
+
+/// What a coherent cache keeps: its link, and how its keys are read from marker bytes.
+pub(crate) struct Coherent<K> {
+    link: Link,
+    decode: fn(&[u8]) -> Option<K>,
+}
+
+impl<K: FromRedisValue> Coherent<K> {
+    pub(crate) fn new(coherence: &Coherence, name: &str) -> Self {
+        Self {
+            link: Link {
+                coherence: coherence.clone(),
+                name: name.to_owned(),
+            },
+            decode: decode::<K>,
+        }
+    }
+}
+
+impl<K> Coherent<K> {
+    /// The name the cache is known by to the other replicas.
+    pub(crate) fn name(&self) -> &str {
+        &self.link.name
+    }
+}
+
+impl<K, V, S> TtlCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// Registers the cache with its coherence, if it has one.
+    pub(super) fn join_coherence(&self) {
+        if let Some(coherent) = &self.inner.coherence {
+            let member = CacheMember {
+                cache: Arc::downgrade(&self.inner),
+            };
+            coherent
+                .link
+                .coherence
+                .register(&coherent.link.name, Arc::new(member));
+        }
+    }
+
+    /// Removes `key` here, then tells every replica to remove it, and returns once Redis has
+    /// acknowledged that.
+    ///
+    /// After it returns `Ok`, no healthy replica serves the old value once Redis's
+    /// invalidation has reached it (milliseconds on a LAN), and no replica at all serves it
+    /// after the coherence's lease. A load of the key running anywhere meanwhile answers its
+    /// callers but is not stored.
+    ///
+    /// # Errors
+    ///
+    /// [`CoherenceError::NotCoherent`] if the cache was not built with
+    /// [`coherent`](crate::CacheBuilder::coherent) (nothing is removed then);
+    /// [`CoherenceError::Unavailable`] or [`CoherenceError::Redis`] if the marker could not
+    /// be written (the key is removed here all the same); and
+    /// [`CoherenceError::KeyNotOneArgument`] for a key that is not one Redis argument.
+    ///
+    /// # Cancel safety
+    ///
+    /// The local removal happens before the first await. Dropped later, the marker may or may
+    /// not have been written.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ttlcache::{TtlCache, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let users = TtlCache::<u64, String>::builder()
+    ///     .coherent(&coherence, "users")
+    ///     .build()?;
+    /// users.invalidate_everywhere(&7).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate_everywhere(&self, key: &K) -> Result<(), CoherenceError>
+    where
+        K: ToRedisArgs,
+    {
+        self.coherent()?;
+        self.remove(key);
+        self.send_invalidation(key).await
+    }
+
+    /// Empties the cache here, then tells every replica to empty theirs, and returns once
+    /// Redis has acknowledged that. Replicas stay healthy: this is no fault.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate_everywhere`](Self::invalidate_everywhere), but for the key's.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`invalidate_everywhere`](Self::invalidate_everywhere).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ttlcache::{TtlCache, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let prices = TtlCache::<u64, u64>::builder()
+    ///     .coherent(&coherence, "prices")
+    ///     .build()?;
+    /// prices.invalidate_all_everywhere().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate_all_everywhere(&self) -> Result<(), CoherenceError> {
+        self.coherent()?;
+        self.clear();
+        self.send_invalidation_of_all().await
+    }
+
+    /// The cache's coherence, or [`CoherenceError::NotCoherent`].
+    pub(crate) fn coherent(&self) -> Result<&Coherent<K>, CoherenceError> {
+        self.inner
+            .coherence
+            .as_ref()
+            .ok_or(CoherenceError::NotCoherent)
+    }
+
+    /// Writes the marker of `key`, for the other replicas (the caller removed it here).
+    pub(crate) async fn send_invalidation(&self, key: &K) -> Result<(), CoherenceError>
+    where
+        K: ToRedisArgs,
+    {
+        let coherent = self.coherent()?;
+        coherent.link.coherence.send_key(coherent.name(), key).await
+    }
+
+    /// Writes the marker of every entry, for the other replicas (the caller emptied it here).
+    pub(crate) async fn send_invalidation_of_all(&self) -> Result<(), CoherenceError> {
+        let coherent = self.coherent()?;
+        coherent.link.coherence.send_all(coherent.name()).await
+    }
+}
+
+impl<K, V, S> TtlCache<K, V, S> {
+    /// Whether a write may store now (rule 3 of `redis/mod.rs`); always, for a cache that is
+    /// not coherent.
+    #[inline]
+    pub(super) fn may_store(&self) -> bool {
+        self.inner
+            .coherence
+            .as_ref()
+            .is_none_or(|coherent| coherent.link.coherence.may_store())
+    }
+}
+
+/// What the coherence holds of a cache: a weak reference, so a dropped cache leaves.
+struct CacheMember<K, V, S> {
+    cache: Weak<Inner<K, V, S>>,
+}
+
+impl<K, V, S> CacheMember<K, V, S> {
+    fn cache(&self) -> Option<TtlCache<K, V, S>> {
+        self.cache.upgrade().map(|inner| TtlCache { inner })
+    }
+}
+
+impl<K, V, S> Member for CacheMember<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    fn invalidate(&self, key: &[u8]) -> Result<(), Undecodable> {
+        let Some(cache) = self.cache() else {
+            return Ok(());
+        };
+        let coherent = cache.inner.coherence.as_ref().ok_or(Undecodable)?;
+        let key = (coherent.decode)(key).ok_or(Undecodable)?;
+        cache.remove(&key);
+        Ok(())
+    }
+
+    fn flush(&self) {
+        if let Some(cache) = self.cache() {
+            cache.clear();
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        self.cache.strong_count() > 0
+    }
+}

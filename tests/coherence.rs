@@ -1,0 +1,376 @@
+//! Coherent replicas (feature `redis`), against a real `redis-server` that each test starts
+//! on a port of its own and stops: invalidations across "replicas" (separate `Coherence`
+//! handles, as separate processes would have), and the faults that may lose them.
+
+#![cfg(feature = "redis")]
+
+#[path = "coherence/server.rs"]
+mod server;
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use server::RedisServer;
+use ttlcache::{
+    LoadingCache, TtlCache,
+    redis::{Coherence, CoherenceError, Unhealthy},
+};
+
+/// How long any condition may take to come true before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Waits until `done` holds, polling every 5 ms; false after [`PATIENCE`].
+async fn eventually(done: impl FnMut() -> bool) -> bool {
+    within(PATIENCE, done).await
+}
+
+/// Waits until `done` holds, polling every 5 ms; false after `patience`.
+async fn within(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let give_up = Instant::now() + patience;
+    while !done() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// A replica's handle, fast to notice faults, and healthy before it is returned.
+async fn replica(server: &RedisServer, namespace: &str) -> Coherence {
+    let coherence = fast(Coherence::builder(&server.url(), namespace))
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| coherence.is_healthy()).await,
+        "not healthy in time"
+    );
+    coherence
+}
+
+fn fast(builder: ttlcache::redis::CoherenceBuilder) -> ttlcache::redis::CoherenceBuilder {
+    builder
+        .ping_every(Duration::from_millis(50))
+        .lease(Duration::from_millis(400))
+        .max_backoff(Duration::from_millis(200))
+}
+
+fn users(coherence: &Coherence) -> TtlCache<u64, String> {
+    TtlCache::builder()
+        .coherent(coherence, "users")
+        .build()
+        .unwrap()
+}
+
+/// Runs `test` on a multi-threaded runtime of its own.
+fn run<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test());
+}
+
+#[test]
+fn an_invalidation_on_one_replica_removes_the_key_on_the_others() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b, c) = (
+            replica(&server, "app").await,
+            replica(&server, "app").await,
+            replica(&server, "app").await,
+        );
+        let (users_a, users_b, users_c) = (users(&a), users(&b), users(&c));
+        for users in [&users_a, &users_b, &users_c] {
+            users.insert(7, "Ada".into());
+            users.insert(8, "Grace".into());
+        }
+        users_a.invalidate_everywhere(&7).await.unwrap();
+        assert_eq!(users_a.get(&7), None, "removed here at once");
+        assert!(eventually(|| users_b.get(&7).is_none() && users_c.get(&7).is_none()).await);
+        assert_eq!(users_b.get(&8).as_deref(), Some("Grace"), "other keys stay");
+        assert_eq!(a.stats().sent, 1);
+        assert!(b.stats().received >= 1);
+        assert!(a.is_healthy() && b.is_healthy() && c.is_healthy());
+    });
+}
+
+#[test]
+fn invalidate_all_everywhere_empties_every_replica_and_is_no_fault() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        let (users_a, users_b) = (users(&a), users(&b));
+        let other = TtlCache::<u64, u64>::builder()
+            .coherent(&b, "orders")
+            .build()
+            .unwrap();
+        users_b.insert(1, "one".into());
+        users_b.insert(2, "two".into());
+        other.insert(1, 1);
+        users_a.invalidate_all_everywhere().await.unwrap();
+        assert!(eventually(|| users_b.is_empty()).await);
+        assert_eq!(other.get(&1), Some(1), "another cache's entries stay");
+        assert!(b.is_healthy());
+        assert_eq!(b.stats().flushes, 1, "only the flush of the first connect");
+    });
+}
+
+#[test]
+fn a_marker_written_by_another_client_invalidates() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let sessions = TtlCache::<String, u64>::builder()
+            .coherent(&coherence, "sessions")
+            .build()
+            .unwrap();
+        sessions.insert("user:7".into(), 1);
+        sessions.insert("user:8".into(), 2);
+        // What a writer in another language does: any write of the marker key.
+        server.cli(&["SET", "app:sessions:user:7", "x"]);
+        assert!(eventually(|| sessions.get("user:7").is_none()).await);
+        assert_eq!(sessions.get("user:8"), Some(2));
+    });
+}
+
+#[test]
+fn flushall_from_outside_flushes_every_replica_which_then_recovers() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_a.insert(1, "one".into());
+        users_b.insert(1, "one".into());
+        server.cli(&["FLUSHALL"]);
+        assert!(eventually(|| users_a.is_empty() && users_b.is_empty()).await);
+        assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
+        assert!(a.stats().flushes >= 2);
+        users_a.insert(2, "two".into());
+        assert_eq!(
+            users_a.get(&2).as_deref(),
+            Some("two"),
+            "stores again once healthy"
+        );
+    });
+}
+
+/// A fault and its recovery: a flush, unhealthy meanwhile, a write made during the gap never
+/// surfacing as a stale value, and healthy again by itself.
+async fn survives(
+    server: &mut RedisServer,
+    fault: impl FnOnce(&mut RedisServer),
+    heal: impl FnOnce(&mut RedisServer),
+) {
+    let (a, b) = (replica(server, "app").await, replica(server, "app").await);
+    let (users_a, users_b) = (users(&a), users(&b));
+    users_b.insert(1, "old".into());
+    fault(server);
+    assert!(
+        eventually(|| !b.is_healthy() && users_b.is_empty()).await,
+        "the fault was not noticed, or noticed without a flush"
+    );
+    // Bypass: nothing is stored while invalidations may be lost.
+    users_b.insert(1, "old".into());
+    assert_eq!(users_b.get(&1), None);
+    // A write elsewhere during the gap: its invalidation cannot be sent now (or is stuck
+    // behind a frozen server), but the key is gone there at once.
+    let sent = users_a.invalidate_everywhere(&1).await;
+    assert!(sent.is_err() || !b.is_healthy(), "{sent:?}");
+    assert_eq!(users_a.get(&1), None);
+    heal(server);
+    assert!(
+        eventually(|| a.is_healthy() && b.is_healthy()).await,
+        "did not recover"
+    );
+    assert_eq!(users_b.get(&1), None, "the old value never comes back");
+    users_b.insert(1, "new".into());
+    assert_eq!(users_b.get(&1).as_deref(), Some("new"));
+    users_a.invalidate_everywhere(&1).await.unwrap();
+    assert!(eventually(|| users_b.get(&1).is_none()).await);
+    assert!(b.stats().reconnects >= 1);
+    assert!(b.stats().time_unhealthy > Duration::ZERO);
+}
+
+#[test]
+fn a_killed_tracking_connection_flushes_and_recovers() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        survives(
+            &mut server,
+            |server| {
+                server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+            },
+            |_| {},
+        )
+        .await;
+    });
+}
+
+#[test]
+fn a_closed_connection_is_noticed_at_once_not_after_the_lease() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = Coherence::builder(&server.url(), "app")
+            .ping_every(Duration::from_secs(30))
+            .lease(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually(|| coherence.is_healthy()).await);
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        assert!(
+            within(Duration::from_secs(2), || cache.is_empty()).await,
+            "a closed connection waited for the lease"
+        );
+        assert!(eventually(|| coherence.is_healthy()).await);
+    });
+}
+
+#[test]
+fn a_server_restart_flushes_and_recovers() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        survives(&mut server, RedisServer::stop, RedisServer::launch).await;
+    });
+}
+
+#[test]
+fn a_frozen_server_is_noticed_within_the_lease_and_recovers_when_thawed() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let frozen_at = std::cell::Cell::new(None);
+        survives(
+            &mut server,
+            |server| {
+                server.freeze();
+                frozen_at.set(Some(Instant::now()));
+            },
+            |server| {
+                let noticed = frozen_at.get().unwrap().elapsed();
+                assert!(
+                    noticed < Duration::from_secs(3),
+                    "noticed after {noticed:?}"
+                );
+                server.thaw();
+            },
+        )
+        .await;
+    });
+}
+
+#[test]
+fn a_server_asleep_past_the_lease_is_a_fault() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        survives(
+            &mut server,
+            |server| server.cli_in_background(&["DEBUG", "SLEEP", "1.5"]),
+            |_| {},
+        )
+        .await;
+    });
+}
+
+#[test]
+fn redis_down_at_start_is_no_error_and_it_connects_once_up() {
+    run(|| async {
+        let mut server = RedisServer::not_started();
+        let coherence = fast(Coherence::builder(&server.url(), "app"))
+            .connect()
+            .await
+            .expect("an unreachable server is not an error");
+        assert!(!coherence.is_healthy());
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        assert_eq!(cache.get(&1), None, "bypassed while unhealthy");
+        assert_eq!(
+            cache.invalidate_everywhere(&1).await,
+            Err(CoherenceError::Unavailable)
+        );
+        server.launch();
+        assert!(eventually(|| coherence.is_healthy()).await);
+        cache.insert(1, "one".into());
+        assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    });
+}
+
+#[test]
+fn serve_local_keeps_serving_while_unhealthy() {
+    run(|| async {
+        let mut server = RedisServer::start();
+        let coherence = fast(Coherence::builder(&server.url(), "app"))
+            .when_unhealthy(Unhealthy::ServeLocal)
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually(|| coherence.is_healthy()).await);
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        server.stop();
+        assert!(eventually(|| !coherence.is_healthy()).await);
+        assert!(cache.is_empty(), "flushed all the same");
+        cache.insert(2, "two".into());
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        // What was stored meanwhile may be stale: flushed again when tracking is back.
+        server.launch();
+        assert!(eventually(|| coherence.is_healthy()).await);
+        assert_eq!(cache.get(&2), None);
+    });
+}
+
+#[test]
+fn a_load_that_began_before_a_remote_invalidation_is_not_stored() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        let version = Arc::new(AtomicU64::new(1));
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let released = Arc::new(tokio::sync::Mutex::new(Some(released)));
+        let source = Arc::clone(&version);
+        let gate = Arc::clone(&released);
+        let users_b: LoadingCache<u64, u64, String> = TtlCache::builder()
+            .coherent(&b, "users")
+            .build_loading(move |_key: u64| {
+                let read = source.load(Ordering::SeqCst);
+                let gate = Arc::clone(&gate);
+                async move {
+                    // The first load read the old version, then waits at the gate.
+                    if let Some(released) = gate.lock().await.take() {
+                        let _ = released.await;
+                    }
+                    Ok(read)
+                }
+            })
+            .unwrap();
+        let users_a = users(&a);
+        let slow = tokio::spawn({
+            let users_b = users_b.clone();
+            async move { users_b.get(&1).await }
+        });
+        assert!(eventually(|| users_b.cache().stats().misses == 1).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The database write, then its invalidation, while the load holds the old version.
+        version.store(2, Ordering::SeqCst);
+        users_a.invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| b.stats().received >= 1).await);
+        release.send(()).unwrap();
+        assert_eq!(
+            slow.await.unwrap(),
+            Ok(1),
+            "its caller gets the value it loaded"
+        );
+        assert_eq!(users_b.get_if_present(&1), None, "but it was not stored");
+        assert_eq!(users_b.get(&1).await, Ok(2));
+    });
+}
