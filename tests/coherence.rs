@@ -346,7 +346,8 @@ fn a_load_that_began_before_a_remote_invalidation_is_not_stored() {
                 let gate = Arc::clone(&gate);
                 async move {
                     // The first load read the old version, then waits at the gate.
-                    if let Some(released) = gate.lock().await.take() {
+                    let released = gate.lock().await.take();
+                    if let Some(released) = released {
                         let _ = released.await;
                     }
                     Ok(read)
@@ -372,5 +373,161 @@ fn a_load_that_began_before_a_remote_invalidation_is_not_stored() {
         );
         assert_eq!(users_b.get_if_present(&1), None, "but it was not stored");
         assert_eq!(users_b.get(&1).await, Ok(2));
+    });
+}
+
+#[test]
+fn a_lazy_invalidated_on_one_replica_loads_afresh_on_the_others() {
+    run(|| async {
+        let server = RedisServer::start();
+        let source = Arc::new(AtomicU64::new(1));
+        let config = |coherence: &Coherence| {
+            let source = Arc::clone(&source);
+            ttlcache::AsyncLazy::builder(move || {
+                let version = source.load(Ordering::SeqCst);
+                async move { version }
+            })
+            .coherent(coherence, "config")
+            .build()
+            .unwrap()
+        };
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        let (config_a, config_b) = (config(&a), config(&b));
+        assert_eq!(*config_a.get().await, 1);
+        assert_eq!(*config_b.get().await, 1);
+        source.store(2, Ordering::SeqCst);
+        config_a.invalidate_everywhere().await.unwrap();
+        assert!(eventually(|| config_b.peek().is_none()).await);
+        assert_eq!(*config_b.get().await, 2);
+        // An operator's write of the marker does the same.
+        source.store(3, Ordering::SeqCst);
+        server.cli(&["SET", "app:config", "reload"]);
+        assert!(eventually(|| config_a.peek().is_none() && config_b.peek().is_none()).await);
+        assert_eq!(*config_a.get().await, 3);
+    });
+}
+
+#[test]
+fn a_refresh_in_flight_when_its_key_is_invalidated_elsewhere_is_not_stored() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        let version = Arc::new(AtomicU64::new(1));
+        let gate: Arc<tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>> =
+            Arc::default();
+        let (source, held) = (Arc::clone(&version), Arc::clone(&gate));
+        let users_b: LoadingCache<u64, u64, String> = TtlCache::builder()
+            .time_to_live(Duration::from_secs(60))
+            .refresh_after(Duration::from_millis(50))
+            .coherent(&b, "users")
+            .build_loading(move |_key: u64| {
+                let read = source.load(Ordering::SeqCst);
+                let held = Arc::clone(&held);
+                async move {
+                    let gate = held.lock().await.take();
+                    if let Some(gate) = gate {
+                        let _ = gate.await;
+                    }
+                    Ok(read)
+                }
+            })
+            .unwrap();
+        assert_eq!(users_b.get(&1).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (release, released) = tokio::sync::oneshot::channel();
+        *gate.lock().await = Some(released);
+        // A stale read: served at once, and a refresh starts, reading version 1.
+        assert_eq!(users_b.get(&1).await, Ok(1));
+        assert!(eventually(|| gate.try_lock().is_ok_and(|gate| gate.is_none())).await);
+        version.store(2, Ordering::SeqCst);
+        users(&a).invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_b.get_if_present(&1).is_none()).await);
+        release.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            users_b.get_if_present(&1),
+            None,
+            "the refresh was not stored"
+        );
+        assert_eq!(users_b.get(&1).await, Ok(2));
+    });
+}
+
+#[test]
+fn a_reconnect_storm_slows_its_reconnects_down() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let storm = Instant::now();
+        while storm.elapsed() < Duration::from_millis(1_500) {
+            server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let reconnects = coherence.stats().reconnects;
+        // Waits of 50, 100, then 200 ms (this test's cap), give or take a quarter, fit about
+        // eight attempts in 1.5 s: not one per kill (150).
+        assert!(
+            (1..=12).contains(&reconnects),
+            "{reconnects} reconnects in a 1.5 s storm of 10 ms"
+        );
+        assert!(
+            eventually(|| coherence.is_healthy()).await,
+            "did not recover"
+        );
+    });
+}
+
+#[test]
+fn a_slow_consumer_cut_off_by_the_server_flushes_and_recovers() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        server.cli(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 64kb 32kb 1",
+        ]);
+        // One script writes 20,000 markers of 100-byte keys: their invalidations, sent to the
+        // tracking connection together, are far over its 64 KiB output limit.
+        server.cli(&[
+            "EVAL",
+            "for i = 1, 20000 do redis.call('SET', 'app:other:' .. string.rep('k', 100) .. i, 1) end",
+            "0",
+        ]);
+        assert!(eventually(|| cache.is_empty()).await, "not flushed");
+        assert!(
+            eventually(|| coherence.is_healthy()).await,
+            "did not recover"
+        );
+        assert!(coherence.stats().reconnects >= 1);
+    });
+}
+
+#[test]
+fn a_unix_socket_url_works() {
+    run(|| async {
+        let mut server = RedisServer::not_started();
+        let socket = server.path("redis.sock");
+        let socket_text = socket.to_str().unwrap().to_owned();
+        server.launch_with(&["--unixsocket", &socket_text]);
+        let url = format!("redis+unix://{socket_text}");
+        let (a, b) = (
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+        );
+        assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_b.insert(1, "one".into());
+        users_a.invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_b.get(&1).is_none()).await);
     });
 }

@@ -13,6 +13,8 @@ mod settings;
 use std::{fmt, hash::RandomState, time::Duration};
 
 pub use loading::{Kind, Loading};
+#[cfg(feature = "redis")]
+pub(crate) use settings::check_coherent_name;
 pub(crate) use settings::{Durations, MAX_SHARDS, Settings, check_durations};
 #[cfg(feature = "tokio")]
 pub(crate) use settings::{Timer, tokio_runtime};

@@ -38,6 +38,8 @@ pub struct AsyncLazyBuilder<T, E = Infallible> {
     refresh_after: Option<Duration>,
     refresh_every: Option<Duration>,
     clock: TimeSource,
+    #[cfg(feature = "redis")]
+    coherent: Option<crate::redis::Link>,
 }
 
 impl<T, E> AsyncLazyBuilder<T, E>
@@ -52,7 +54,40 @@ where
             refresh_after: None,
             refresh_every: None,
             clock: TimeSource::default(),
+            #[cfg(feature = "redis")]
+            coherent: None,
         }
+    }
+
+    /// Keeps this value coherent with the lazies of the same `name` in the other replicas
+    /// that share `coherence`: when one of them (or an operator, writing the marker key
+    /// `<namespace>:<name>`) calls [`invalidate_everywhere`](AsyncLazy::invalidate_everywhere),
+    /// every replica's next `get` loads afresh. See [`Coherence`](crate::redis::Coherence).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use ttlcache::{AsyncLazy, redis::Coherence};
+    ///
+    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
+    /// let config = AsyncLazy::try_builder(|| async { Ok::<_, std::io::Error>("config") })
+    ///     .coherent(&coherence, "config")
+    ///     .refresh_every(Duration::from_secs(60))
+    ///     .build()?;
+    /// config.invalidate_everywhere().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn coherent(mut self, coherence: &crate::redis::Coherence, name: &str) -> Self {
+        self.coherent = Some(crate::redis::Link {
+            coherence: coherence.clone(),
+            name: name.to_owned(),
+        });
+        self
     }
 
     /// Hard expiry: a value older than this (since its load) is not returned; `get` waits for
@@ -163,6 +198,10 @@ where
             Some(_) => Some(tokio_runtime("refresh_every", Timer::Needed)?),
             None => None,
         };
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.coherent {
+            crate::builder::check_coherent_name(&link.name)?;
+        }
         let lazy = AsyncLazy {
             shared: Arc::new(Shared {
                 init: self.init,
@@ -176,8 +215,12 @@ where
                 updates: tokio::sync::watch::Sender::new(None),
                 #[cfg(feature = "tokio")]
                 runtime,
+                #[cfg(feature = "redis")]
+                coherent: self.coherent,
             }),
         };
+        #[cfg(feature = "redis")]
+        lazy.join_coherence();
         #[cfg(feature = "tokio")]
         if let (Some(period), Some(runtime)) = (self.refresh_every, &lazy.shared.runtime) {
             drop(runtime.spawn(refresh::refresh_periodically(lazy.downgrade(), period)));

@@ -121,6 +121,8 @@ pub(crate) struct Replaced<T, E> {
     _value: Option<Arc<Loaded<T>>>,
     _announced: Option<Option<Arc<T>>>,
     _error: Option<LoadError<E>>,
+    /// A value not kept: a coherent lazy that bypasses while unhealthy.
+    _refused: Option<Arc<T>>,
 }
 
 impl<T, E> Default for Replaced<T, E> {
@@ -129,6 +131,7 @@ impl<T, E> Default for Replaced<T, E> {
             _value: None,
             _announced: None,
             _error: None,
+            _refused: None,
         }
     }
 }
@@ -137,7 +140,16 @@ impl<T, E> Shared<T, E> {
     /// Keeps `value`, loaded at `loaded_at`, as the current one, then tells subscribers (in
     /// that order, so a woken subscriber reads the new value). The caller holds `pending`,
     /// which keeps the notifications in the order of the stores.
+    ///
+    /// A coherent lazy that may not store now (rule 3 of `redis/mod.rs`) keeps nothing.
     pub(super) fn keep(&self, value: Arc<T>, loaded_at: Tick) -> Replaced<T, E> {
+        #[cfg(feature = "redis")]
+        if !self.may_store() {
+            return Replaced {
+                _refused: Some(value),
+                ..Replaced::default()
+            };
+        }
         #[cfg(feature = "tokio")]
         let announce = Some(Arc::clone(&value));
         let old = self.value.swap(Some(Arc::new(Loaded { value, loaded_at })));
@@ -149,6 +161,7 @@ impl<T, E> Shared<T, E> {
             _value: old,
             _announced: announced,
             _error: self.last_error.lock().take(),
+            _refused: None,
         }
     }
 

@@ -26,6 +26,8 @@
 //!    ends it.
 
 mod builder;
+#[cfg(feature = "redis")]
+mod coherent;
 mod load;
 #[cfg(feature = "tokio")]
 pub(crate) mod refresh;
@@ -97,6 +99,9 @@ pub(crate) struct Shared<T, E> {
     updates: tokio::sync::watch::Sender<Option<Arc<T>>>,
     #[cfg(feature = "tokio")]
     runtime: Option<tokio::runtime::Handle>,
+    /// The replicas' coherence this value takes part in (`coherent.rs`).
+    #[cfg(feature = "redis")]
+    coherent: Option<crate::redis::Link>,
 }
 
 /// A loaded value and when it was loaded.

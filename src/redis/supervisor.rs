@@ -7,7 +7,11 @@
 //! |---|---|---|
 //! | Connecting | unhealthy; members flushed on entry | Tracking, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
 //! | Backoff | unhealthy; a wait of 50 ms doubling to `max_backoff`, spread by a quarter | Connecting |
-//! | Tracking | members flushed once more, then healthy | Connecting (through a flush) on any fault |
+//! | Tracking | members flushed once more, then healthy | Backoff (through a flush) on any fault |
+//!
+//! The wait starts again from 50 ms only after a connection stayed up for a lease: a server
+//! that accepts connections and drops them at once (a reconnect storm) sees attempts slow
+//! down as it would if it refused them.
 //!
 //! Faults, each a sign that invalidations may have been lost: the connection closes (noticed
 //! at once, from redis-rs's disconnection push), no ping answered within the lease (counted
@@ -65,31 +69,29 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
         };
         let settings = strong.settings;
         drop(strong);
-        match track(&info, &shared, settings.lease).await {
-            Some((connection, pushes)) => {
-                let Some(strong) = shared.upgrade() else {
-                    return;
-                };
-                if connected_before {
-                    strong.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-                connected_before = true;
-                backoff.reset();
-                strong.become_healthy(connection.clone());
-                drop(strong);
-                let fault = serve(&shared, connection, pushes).await;
-                let Some(strong) = shared.upgrade() else {
-                    return;
-                };
-                strong.become_unhealthy();
-                drop(strong);
-                // A fault right after a connect (a server that closes at once) backs off too.
-                if matches!(fault, Some(Fault::Closed)) {
-                    tokio::time::sleep(FIRST_BACKOFF).await;
-                }
+        if let Some((connection, pushes)) = track(&info, &shared, settings.lease).await {
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            if connected_before {
+                strong.reconnects.fetch_add(1, Ordering::Relaxed);
             }
-            None => tokio::time::sleep(backoff.next(settings.max_backoff)).await,
+            connected_before = true;
+            strong.become_healthy(connection.clone());
+            drop(strong);
+            let tracked_since = Instant::now();
+            // Why tracking ended does not change what follows: every fault is handled alike.
+            let _why = serve(&shared, connection, pushes).await;
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            strong.become_unhealthy();
+            drop(strong);
+            if tracked_since.elapsed() >= settings.lease {
+                backoff.reset();
+            }
         }
+        tokio::time::sleep(backoff.next(settings.max_backoff)).await;
     }
 }
 

@@ -13,22 +13,22 @@ pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Arguments of the test's own, given at every launch.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// A server on a free port; panics with what to install if `redis-server` is missing.
     pub(crate) fn start() -> Self {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("ttlcache-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            child: None,
-            port,
-            dir,
-        };
+        let mut server = Self::not_started();
         server.launch();
         server
+    }
+
+    /// Starts the server with `extra` arguments too, now and at every later launch.
+    pub(crate) fn launch_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|arg| (*arg).to_owned()).collect();
+        self.launch();
     }
 
     /// A server's address on a free port, with no server there yet (`launch` starts one).
@@ -41,7 +41,13 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            extra: Vec::new(),
         }
+    }
+
+    /// A path in the server's own directory (for a unix socket).
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     pub(crate) fn url(&self) -> String {
@@ -57,6 +63,7 @@ impl RedisServer {
             .args(["--enable-debug-command", "yes"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,9 +73,17 @@ impl RedisServer {
                      (apt-get install redis-server); .ci/run does"
                 )
             });
+        let pid = format!("process_id:{}", child.id());
         self.child = Some(child);
+        // Until this server answers: not another test's on the same port, should one have
+        // taken it meanwhile.
         let give_up = Instant::now() + Duration::from_secs(10);
-        while self.try_cli(&["PING"]).as_deref() != Some("PONG") {
+        while !self
+            .try_cli(&["INFO", "server"])
+            .is_some_and(|info| info.lines().any(|line| line.trim() == pid))
+        {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(exited.is_none(), "redis-server exited: {exited:?}");
             assert!(
                 Instant::now() < give_up,
                 "redis-server did not answer in 10 s"
