@@ -531,3 +531,232 @@ fn a_unix_socket_url_works() {
         assert!(eventually(|| users_b.get(&1).is_none()).await);
     });
 }
+
+/// Each key's acknowledged versions, with when `invalidate_everywhere` returned.
+type Acknowledged = Arc<Vec<std::sync::Mutex<Vec<(u64, Instant)>>>>;
+
+/// The faults a soak injects, one at a time.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    KillConnections,
+    Restart,
+    FreezePastTheLease,
+    SleepPastTheLease,
+}
+
+#[test]
+fn a_soak_of_faults_in_turn_never_serves_a_version_older_than_one_acknowledged() {
+    const KEYS: usize = 16;
+    const REPLICAS: usize = 3;
+    let soak = Duration::from_secs(6);
+    // A read may lag an acknowledged write by the lease (and the scheduling of this 2-core
+    // machine), never by more.
+    let lease = Duration::from_millis(400);
+    let grace = lease + Duration::from_millis(300);
+    run(|| async move {
+        let mut server = RedisServer::start();
+        // The database: each key's current version.
+        let database: Arc<Vec<AtomicU64>> =
+            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let acknowledged: Acknowledged =
+            Arc::new((0..KEYS).map(|_| std::sync::Mutex::default()).collect());
+        let mut replicas = Vec::new();
+        for _ in 0..REPLICAS {
+            let coherence = replica(&server, "soak").await;
+            let database = Arc::clone(&database);
+            let items: LoadingCache<u64, u64, String> = TtlCache::builder()
+                .time_to_live(Duration::from_secs(60))
+                .coherent(&coherence, "items")
+                .build_loading(move |key: u64| {
+                    let version = database[key as usize].load(Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        Ok(version)
+                    }
+                })
+                .unwrap();
+            replicas.push((coherence, items));
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+        // Faults, from a thread of their own: the server's controls block.
+        let faults = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let kinds = [
+                    Fault::KillConnections,
+                    Fault::Restart,
+                    Fault::FreezePastTheLease,
+                    Fault::SleepPastTheLease,
+                ];
+                let mut injected = Vec::new();
+                let mut turn = 0_usize;
+                while !stop.load(Ordering::SeqCst) {
+                    // Calm spells longer than the grace: a lost invalidation would show there.
+                    std::thread::sleep(Duration::from_millis(800));
+                    let fault = kinds[turn % kinds.len()];
+                    turn += 1;
+                    match fault {
+                        Fault::KillConnections => {
+                            server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+                        }
+                        Fault::Restart => {
+                            server.stop();
+                            std::thread::sleep(Duration::from_millis(100));
+                            server.launch();
+                        }
+                        Fault::FreezePastTheLease => {
+                            server.freeze();
+                            std::thread::sleep(Duration::from_millis(600));
+                            server.thaw();
+                        }
+                        Fault::SleepPastTheLease => {
+                            server.cli_in_background(&["DEBUG", "SLEEP", "0.6"]);
+                            std::thread::sleep(Duration::from_millis(700));
+                        }
+                    }
+                    injected.push(fault);
+                }
+                (server, injected)
+            })
+        };
+
+        // The writer: a new version, then its invalidation, from a replica in turn.
+        let writer = {
+            let (database, acknowledged, stop) = (
+                Arc::clone(&database),
+                Arc::clone(&acknowledged),
+                Arc::clone(&stop),
+            );
+            let writers: Vec<_> = replicas.iter().map(|(_, items)| items.clone()).collect();
+            tokio::spawn(async move {
+                let (mut acked, mut failed) = (0_u64, 0_u64);
+                let mut turn = 0_usize;
+                while !stop.load(Ordering::SeqCst) {
+                    let key = turn * 7 % KEYS;
+                    let version = database[key].fetch_add(1, Ordering::SeqCst) + 1;
+                    let sent = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        writers[turn % REPLICAS].invalidate_everywhere(&(key as u64)),
+                    )
+                    .await;
+                    if let Ok(Ok(())) = sent {
+                        acknowledged[key]
+                            .lock()
+                            .unwrap()
+                            .push((version, Instant::now()));
+                        acked += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    turn += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                (acked, failed)
+            })
+        };
+
+        // Readers: each read checked against what was acknowledged more than `grace` before
+        // it began.
+        let check = {
+            let acknowledged = Arc::clone(&acknowledged);
+            move |key: usize, version: u64, began: Instant| -> bool {
+                let acked = acknowledged[key].lock().unwrap();
+                let newest_due = acked
+                    .iter()
+                    .filter(|(_, at)| *at + grace < began)
+                    .map(|(version, _)| *version)
+                    .max()
+                    .unwrap_or(0);
+                version >= newest_due
+            }
+        };
+        let readers: Vec<_> = replicas
+            .iter()
+            .map(|(_, items)| {
+                let (items, stop, check) = (items.clone(), Arc::clone(&stop), check.clone());
+                tokio::spawn(async move {
+                    let (mut reads, mut stale) = (0_u64, 0_u64);
+                    let mut turn = 0_usize;
+                    while !stop.load(Ordering::SeqCst) {
+                        let key = turn * 5 % KEYS;
+                        let began = Instant::now();
+                        if let Ok(version) = items.get(&(key as u64)).await {
+                            reads += 1;
+                            stale += u64::from(!check(key, version, began));
+                        }
+                        turn += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    (reads, stale)
+                })
+            })
+            .collect();
+
+        tokio::time::sleep(soak).await;
+        stop.store(true, Ordering::SeqCst);
+        let (acked, failed) = writer.await.unwrap();
+        let (mut reads, mut stale) = (0, 0);
+        for reader in readers {
+            let (r, s) = reader.await.unwrap();
+            reads += r;
+            stale += s;
+        }
+        let (server, injected) = faults.join().unwrap();
+
+        // Settled: every replica healthy again, then a lease more.
+        assert!(eventually(|| replicas.iter().all(|(coherence, _)| coherence.is_healthy())).await);
+        tokio::time::sleep(lease).await;
+        let mut stale_after = 0;
+        for (_, items) in &replicas {
+            for key in 0..KEYS {
+                let newest = acknowledged[key]
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(v, _)| *v)
+                    .max()
+                    .unwrap_or(0);
+                let version = items.get(&(key as u64)).await.unwrap();
+                stale_after += u64::from(version < newest);
+            }
+        }
+        // And the plain path, faults over: a write reaches every replica well within the lease.
+        let mut late = 0;
+        for key in 0..KEYS {
+            let version = database[key].fetch_add(1, Ordering::SeqCst) + 1;
+            replicas[key % REPLICAS]
+                .1
+                .invalidate_everywhere(&(key as u64))
+                .await
+                .unwrap();
+            for (_, items) in &replicas {
+                let mut seen = 0;
+                let reached = within(lease / 2, || {
+                    seen = items.get_if_present(&(key as u64)).unwrap_or(version);
+                    seen >= version
+                })
+                .await;
+                late += u64::from(!reached);
+            }
+        }
+        let flushes: u64 = replicas.iter().map(|(c, _)| c.stats().flushes).sum();
+        let reconnects: u64 = replicas.iter().map(|(c, _)| c.stats().reconnects).sum();
+        println!(
+            "soak: {} faults {injected:?}; {acked} writes acknowledged, {failed} not; \
+             {reads} reads, {stale} older than a write acknowledged {grace:?} before; \
+             {flushes} flushes, {reconnects} reconnects; {stale_after} stale after settling, \
+             {late} replicas late for a write after it",
+            injected.len()
+        );
+        drop(server);
+        assert!(injected.len() >= 4, "every kind of fault was injected");
+        assert!(acked > 0 && reads > 0);
+        assert_eq!(stale, 0, "a read older than the lease allows");
+        assert_eq!(stale_after, 0, "a stale version after settling");
+        assert_eq!(
+            late, 0,
+            "an invalidation did not reach a replica within half a lease"
+        );
+    });
+}
