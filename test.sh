@@ -22,6 +22,9 @@ cargo run --quiet --all-features --example hitratio > /dev/null
 step "warm restart example (fails unless a restored cache beats an empty one)"
 cargo run --quiet --all-features --example warm_restart > /dev/null
 
+step "replicas example (three replicas on a redis-server of its own; fails on a stale read)"
+cargo run --quiet --all-features --example replicas > /dev/null
+
 step "benches compile (they are run by hand: see BENCHMARKS.md)"
 cargo bench --all-features --no-run
 
