@@ -760,3 +760,167 @@ fn a_soak_of_faults_in_turn_never_serves_a_version_older_than_one_acknowledged()
         );
     });
 }
+
+#[test]
+fn an_acl_user_in_the_url_authenticates_and_its_password_is_never_shown() {
+    run(|| async {
+        let server = RedisServer::start();
+        server.cli(&[
+            "ACL",
+            "SETUSER",
+            "app",
+            "on",
+            ">s3cret-pw",
+            "~*",
+            "&*",
+            "+@all",
+        ]);
+        let url = server
+            .url()
+            .replacen("redis://", "redis://app:s3cret-pw@", 1);
+        let (a, b) = (
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+        );
+        assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_b.insert(1, "one".into());
+        users_a.invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_b.get(&1).is_none()).await);
+        let builder = Coherence::builder(&url, "app");
+        for shown in [format!("{a:?}"), format!("{builder:?}")] {
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+        }
+
+        // A wrong password is no error at connect, only a handle that never turns healthy.
+        let wrong = server.url().replacen("redis://", "redis://app:wrong@", 1);
+        let refused = fast(Coherence::builder(&wrong, "app"))
+            .connect()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!refused.is_healthy());
+        let cache = users(&refused);
+        let error = cache.invalidate_everywhere(&1).await.unwrap_err();
+        assert!(!error.to_string().contains("wrong"), "{error}");
+    });
+}
+
+/// Makes a certificate authority and a server certificate for 127.0.0.1 in `dir`, with the
+/// `openssl` command; returns the server's certificate, key and the authority's certificate.
+#[cfg(feature = "redis-tls")]
+fn certificates(dir: &std::path::Path) -> [String; 3] {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is needed for the TLS test (apt-get install openssl)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ttlcache-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    ["server.crt", "server.key", "ca.crt"].map(|name| dir.join(name).to_str().unwrap().to_owned())
+}
+
+#[cfg(feature = "redis-tls")]
+#[test]
+fn a_tls_url_works() {
+    run(|| async {
+        let mut server = RedisServer::not_started();
+        let [cert, key, ca] = certificates(&server.path(""));
+        let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        server.launch_with(&[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ]);
+        // The test's own authority is in no trust store: `#insecure` skips the check.
+        let url = format!("rediss://127.0.0.1:{tls_port}/#insecure");
+        let (a, b) = (
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+            fast(Coherence::builder(&url, "app"))
+                .connect()
+                .await
+                .unwrap(),
+        );
+        assert!(
+            eventually(|| a.is_healthy() && b.is_healthy()).await,
+            "no TLS connection"
+        );
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_b.insert(1, "one".into());
+        users_a.invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_b.get(&1).is_none()).await);
+    });
+}
