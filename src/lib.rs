@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `tokio` | yes | [`LoadingCache`]; background loads, `refresh_every` and `subscribe` of [`AsyncLazy`]; [`TokioClock`], so `tokio::time::pause` drives expiry in tests |
 //! | `serde` | no | `CacheSnapshot`: a cache's live entries saved and restored across a restart, expiry kept as wall-clock time |
-//! | `redis` | no | [`redis::Coherence`](crate::redis::Coherence): caches and lazies kept coherent across replicas through Redis's server-assisted invalidation |
+//! | `redis` | no | [`redis::Coherence`]: caches and lazies kept coherent across replicas through Redis's server-assisted invalidation |
 //! | `redis-tls` | no | `rediss://` URLs for `redis`, through redis-rs's rustls support |
 //!
 //! # What users rely on
