@@ -39,7 +39,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (server.url(), Some(server))
         }
     };
-    println!("Redis at {url}");
+    println!(
+        "Redis: {}",
+        if _server.is_some() {
+            "a redis-server of the example's own"
+        } else {
+            "REDIS_URL"
+        }
+    );
     let database: Database = Arc::new((0..PRODUCTS).map(|_| AtomicU64::new(1)).collect());
 
     let mut replicas = Vec::new();

@@ -293,7 +293,8 @@ where
     }
 
     /// Removes the key's value and remembered failure here, then tells every replica to
-    /// remove the value: see [`TtlCache::invalidate_everywhere`].
+    /// remove the value: see [`TtlCache::invalidate_everywhere`]. (The other replicas'
+    /// remembered failures of the key stay until their `error_ttl` ends.)
     ///
     /// # Errors
     ///

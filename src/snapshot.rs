@@ -228,7 +228,14 @@ where
     /// clock.advance(Duration::from_secs(15));
     /// assert_eq!(restarted.get("config"), None);
     /// ```
+    ///
+    /// A cache built [`coherent`](crate::CacheBuilder::coherent) (feature `redis`) restores
+    /// nothing: its replicas may have invalidated any entry while this process was down.
     pub fn restore(&self, snapshot: CacheSnapshot<K, V>) -> usize {
+        #[cfg(feature = "redis")]
+        if self.coherent().is_ok() {
+            return 0;
+        }
         let timeline = self.timeline();
         let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
         let mut by_shard: Vec<Vec<Restored<K, V>>> = self.shards().map(|_| Vec::new()).collect();

@@ -133,14 +133,6 @@ where
         self.send_invalidation_of_all().await
     }
 
-    /// The cache's coherence, or [`CoherenceError::NotCoherent`].
-    pub(crate) fn coherent(&self) -> Result<&Coherent<K>, CoherenceError> {
-        self.inner
-            .coherence
-            .as_ref()
-            .ok_or(CoherenceError::NotCoherent)
-    }
-
     /// Writes the marker of `key`, for the other replicas (the caller removed it here).
     pub(crate) async fn send_invalidation(&self, key: &K) -> Result<(), CoherenceError>
     where
@@ -158,6 +150,14 @@ where
 }
 
 impl<K, V, S> TtlCache<K, V, S> {
+    /// The cache's coherence, or [`CoherenceError::NotCoherent`].
+    pub(crate) fn coherent(&self) -> Result<&Coherent<K>, CoherenceError> {
+        self.inner
+            .coherence
+            .as_ref()
+            .ok_or(CoherenceError::NotCoherent)
+    }
+
     /// Whether a write may store now (rule 3 of `redis/mod.rs`); always, for a cache that is
     /// not coherent.
     #[inline]

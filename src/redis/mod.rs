@@ -104,11 +104,18 @@ pub enum CoherenceError {
         /// What redis-rs found wrong.
         reason: String,
     },
-    /// A namespace must be non-empty.
-    EmptyNamespace,
-    /// No tracking connection is up: the invalidation was made locally but not sent. Other
-    /// replicas, unable to hear it either, flushed when they lost their connection or will
-    /// when their lease runs out.
+    /// A namespace must be non-empty and hold no `:` (it would take in other namespaces'
+    /// markers: `app` would track `app:v2:...`).
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+    },
+    /// Made outside a tokio runtime: the supervisor needs one to run on.
+    NoTokioRuntime,
+    /// No tracking connection is up here: the invalidation was made locally but not sent.
+    /// Other replicas may still be connected and serving the old value until their time to
+    /// live: retry once this handle is healthy again (or accept the time to live as the
+    /// bound).
     Unavailable,
     /// Redis refused or failed the write.
     Redis {
@@ -125,7 +132,13 @@ impl fmt::Display for CoherenceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidUrl { reason } => write!(f, "not a Redis URL: {reason}"),
-            Self::EmptyNamespace => f.write_str("the coherence namespace must not be empty"),
+            Self::InvalidNamespace { namespace } => write!(
+                f,
+                "a coherence namespace must be non-empty and hold no `:`, got {namespace:?}"
+            ),
+            Self::NoTokioRuntime => {
+                f.write_str("a coherence is made in a tokio runtime, for its background task")
+            }
             Self::Unavailable => {
                 f.write_str("Redis is unreachable now: the invalidation was not sent")
             }
@@ -219,9 +232,9 @@ impl Coherence {
     ///
     /// # Errors
     ///
-    /// [`CoherenceError::InvalidUrl`] and [`CoherenceError::EmptyNamespace`] only: Redis being
-    /// unreachable is not an error (the handle starts unhealthy and connects in the
-    /// background).
+    /// [`CoherenceError::InvalidUrl`], [`CoherenceError::InvalidNamespace`] and
+    /// [`CoherenceError::NoTokioRuntime`] only: Redis being unreachable is not an error (the
+    /// handle starts unhealthy and connects in the background).
     ///
     /// # Cancel safety
     ///
@@ -312,6 +325,7 @@ impl Coherence {
             list.retain(|member| member.is_alive());
         }
         members.entry(name.to_owned()).or_default().push(member);
+        self.shared.registrations.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether a member may store now (rule 3).
@@ -432,10 +446,6 @@ impl CoherenceBuilder {
     ///
     /// As [`Coherence::connect`].
     ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
-    ///
     /// # Cancel safety
     ///
     /// As [`Coherence::connect`].
@@ -452,9 +462,13 @@ impl CoherenceBuilder {
     /// # }
     /// ```
     pub async fn connect(self) -> Result<Coherence, CoherenceError> {
-        if self.namespace.is_empty() {
-            return Err(CoherenceError::EmptyNamespace);
+        if self.namespace.is_empty() || self.namespace.contains(':') {
+            return Err(CoherenceError::InvalidNamespace {
+                namespace: self.namespace,
+            });
         }
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| CoherenceError::NoTokioRuntime)?;
         let info = self.url.as_str().into_connection_info().map_err(|error| {
             CoherenceError::InvalidUrl {
                 reason: format!("{:?}", error.kind()),
@@ -465,6 +479,7 @@ impl CoherenceBuilder {
             settings: self.settings,
             healthy: AtomicBool::new(false),
             members: Mutex::new(HashMap::new()),
+            registrations: AtomicU64::new(0),
             connection: Mutex::new(None),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -476,7 +491,7 @@ impl CoherenceBuilder {
             }),
             supervisor: Mutex::new(None),
         });
-        let task = tokio::spawn(supervisor::run(Arc::downgrade(&shared), info));
+        let task = runtime.spawn(supervisor::run(Arc::downgrade(&shared), info));
         *shared.supervisor.lock() = Some(task.abort_handle());
         Ok(Coherence { shared })
     }
@@ -492,6 +507,8 @@ pub(crate) struct Shared {
     healthy: AtomicBool,
     /// The members by name: caches and lazies built `coherent` with this handle.
     members: Mutex<HashMap<String, Vec<Arc<dyn Member>>>>,
+    /// Members registered so far, for a flush to tell whether one came meanwhile.
+    registrations: AtomicU64,
     /// The tracking connection while tracking is on; markers are written through it too.
     connection: Mutex<Option<MultiplexedConnection>>,
     sent: AtomicU64,
@@ -565,19 +582,22 @@ impl fmt::Debug for Link {
     }
 }
 
-/// The URL with any password replaced, for `Debug`.
+/// The URL with any password replaced and its query left out (redis-rs reads `pass=` there),
+/// for `Debug`.
 fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<not a URL>".to_owned();
     };
-    match rest.split_once('@') {
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // The authority ends at the last `@`: a password may hold one, unencoded.
+    match rest.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info
                 .split_once(':')
                 .map_or(user_info, |(user, _)| user);
             format!("{scheme}://{user}:***@{host}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{rest}"),
     }
 }
 
@@ -593,6 +613,11 @@ mod tests {
         );
         assert_eq!(redacted("rediss://:hunter2@db/"), "rediss://:***@db/");
         assert_eq!(redacted("redis://db/"), "redis://db/");
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock?user=app&pass=hunter2"),
+            "redis+unix:///run/redis.sock"
+        );
+        assert_eq!(redacted("redis://app:p@ss@db/"), "redis://app:***@db/");
         let builder = Coherence::builder("redis://app:hunter2@db/", "ns");
         assert!(!format!("{builder:?}").contains("hunter2"));
     }

@@ -13,23 +13,36 @@
 //! that accepts connections and drops them at once (a reconnect storm) sees attempts slow
 //! down as it would if it refused them.
 //!
-//! Faults, each a sign that invalidations may have been lost: the connection closes (noticed
-//! at once, from redis-rs's disconnection push), no ping answered within the lease (counted
-//! from when the last answered ping was sent, so a frozen or partitioned server is noticed
-//! though TCP stays up), FLUSHALL's null invalidation, `tracking-redir-broken`, a push of an
-//! unknown shape, a marker that no member can decode, and the push channel closing. A server
-//! restart is the connection closing.
+//! Faults, each a sign that invalidations may have been lost. Those that put the connection
+//! in doubt end it (Tracking → Backoff): it closes (noticed at once, from redis-rs's
+//! disconnection push or the push queue closing; a server restart is this), no ping is
+//! answered within the lease (counted from when the last answered ping was sent, so a frozen
+//! or partitioned server is noticed though TCP stays up, at the lease's end whatever the ping
+//! period), a ping fails, or more pushes come than the queue holds. The others lose nothing
+//! on the connection and are handled on it (unhealthy, a flush, a second flush, healthy;
+//! writers keep the connection meanwhile):
+//! FLUSHALL's null invalidation, `tracking-redir-broken`, a push of an unknown shape, a
+//! marker that no member can decode, a member that panics while it removes a key.
+//!
+//! Members (their listeners, their keys' and values' `Drop`) run on this task: a panic there
+//! is caught, and a listener that blocks delays invalidations and the lease with it.
 //!
 //! Rules:
 //! 1. Healthy is set only in Tracking, after the flush that follows the tracking
 //!    acknowledgement, and cleared before the flush that follows a fault: a member that sees
-//!    `healthy` has been flushed since tracking came on.
+//!    `healthy` has been flushed since tracking came on (and a member registered during that
+//!    flush is flushed too before healthy is set).
 //! 2. The connection is published for writers (markers) only while Tracking.
 //! 3. Pushes are handled in the order Redis sent them. A ping's answer comes after every push
-//!    Redis queued before it, so an answered ping proves no invalidation sent before the ping
-//!    is still in flight.
+//!    Redis queued before it, so an answered ping proves every invalidation sent before the
+//!    ping has reached this process (it may wait in the push queue a moment longer).
+//! 4. However the task ends (the runtime shutting down), the handle is left unhealthy and
+//!    flushed.
 
-use std::time::{Duration, Instant};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    time::{Duration, Instant},
+};
 
 use redis::{
     AsyncConnectionConfig, Client, ConnectionInfo, PushInfo, PushKind, Value,
@@ -40,26 +53,57 @@ use tokio::sync::mpsc;
 use super::{Member, Shared, marker};
 use crate::{
     jitter::Jitter,
-    sync::{Arc, Ordering, Weak},
+    sync::{Arc, AtomicBool, Ordering, Weak},
 };
 
 /// The first wait before a reconnection attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Why tracking ended.
-#[derive(Debug)]
+/// Pushes queued between the connection and the supervisor; past it, pushes are lost, and
+/// the loss is a fault.
+const PUSH_QUEUE: usize = 1 << 16;
+
+/// Why tracking ended, or was interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     Closed,
     LeaseExpired,
-    FlushAll,
+    PingFailed,
+    /// More pushes came than the supervisor could queue: some were dropped.
+    Overflowed,
     RedirBroken,
+    FlushAll,
     Undecodable,
     UnknownPush,
-    PingFailed,
+    /// A member panicked while it removed a key: it may not have.
+    MemberPanicked,
+}
+
+impl Fault {
+    /// Whether the connection itself is in doubt. The others lose nothing on it: they are
+    /// handled on the same connection, by flushing twice.
+    fn ends_the_connection(self) -> bool {
+        matches!(
+            self,
+            Self::Closed | Self::LeaseExpired | Self::PingFailed | Self::Overflowed
+        )
+    }
+}
+
+/// A tracking connection, just acknowledged.
+struct Tracking {
+    connection: MultiplexedConnection,
+    pushes: mpsc::Receiver<PushInfo>,
+    overflowed: Arc<AtomicBool>,
+    /// When `CLIENT TRACKING` was sent: the lease counts from there.
+    asked_at: Instant,
 }
 
 /// Runs until the handle is dropped (then it is aborted, or finds `shared` gone).
 pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
+    // However this task ends (the runtime it runs on shuts down, say), the handle is left
+    // unhealthy and its members flushed, never healthy with no one to hear invalidations.
+    let _guard = UnhealthyOnExit(shared.clone());
     let info = with_resp3(info);
     let mut backoff = Backoff::new();
     let mut connected_before = false;
@@ -69,7 +113,7 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
         };
         let settings = strong.settings;
         drop(strong);
-        if let Some((connection, pushes)) = track(&info, &shared, settings.lease).await {
+        if let Some(tracking) = track(&info, &shared, settings.lease).await {
             let Some(strong) = shared.upgrade() else {
                 return;
             };
@@ -77,11 +121,11 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
                 strong.reconnects.fetch_add(1, Ordering::Relaxed);
             }
             connected_before = true;
-            strong.become_healthy(connection.clone());
+            strong.become_healthy(tracking.connection.clone());
             drop(strong);
             let tracked_since = Instant::now();
-            // Why tracking ended does not change what follows: every fault is handled alike.
-            let _why = serve(&shared, connection, pushes).await;
+            // Every fault that ends tracking is handled alike: what it was does not matter.
+            let _why = serve(&shared, tracking).await;
             let Some(strong) = shared.upgrade() else {
                 return;
             };
@@ -95,30 +139,35 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
     }
 }
 
-/// Connects, with RESP3 and a push channel, and turns tracking on; `None` on any failure.
-async fn track(
-    info: &ConnectionInfo,
-    shared: &Weak<Shared>,
-    lease: Duration,
-) -> Option<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+/// Connects, with RESP3 and a push queue, and turns tracking on; `None` on any failure.
+async fn track(info: &ConnectionInfo, shared: &Weak<Shared>, lease: Duration) -> Option<Tracking> {
     let prefix = shared.upgrade()?.prefix.clone();
-    let (sender, pushes) = mpsc::unbounded_channel();
+    let (sender, pushes) = mpsc::channel(PUSH_QUEUE);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&overflowed);
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(lease))
         .set_response_timeout(Some(lease))
-        .set_push_sender(sender);
+        .set_push_sender(move |push| {
+            sender.try_send(push).inspect_err(|error| {
+                if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                    flag.store(true, Ordering::Release);
+                }
+            })
+        });
     let client = Client::open(info.clone()).ok()?;
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .ok()?;
-    // Named, so that an operator can tell it apart in `CLIENT LIST`.
-    redis::cmd("CLIENT")
+    // Named, so that an operator can tell it apart in `CLIENT LIST`; only a courtesy, so a
+    // refusal (an ACL user without `client|setname`) is no failure.
+    let _ = redis::cmd("CLIENT")
         .arg("SETNAME")
-        .arg(format!("ttlcache:{}", prefix.trim_end_matches(':')).replace(' ', "_"))
+        .arg(client_name(&prefix))
         .query_async::<()>(&mut connection)
-        .await
-        .ok()?;
+        .await;
+    let asked_at = Instant::now();
     redis::cmd("CLIENT")
         .arg("TRACKING")
         .arg("ON")
@@ -128,60 +177,115 @@ async fn track(
         .query_async::<()>(&mut connection)
         .await
         .ok()?;
-    Some((connection, pushes))
+    Some(Tracking {
+        connection,
+        pushes,
+        overflowed,
+        asked_at,
+    })
 }
 
-/// Tracking: hands pushes to the members and pings, until a fault (or the handle is gone:
-/// `None`).
-async fn serve(
-    shared: &Weak<Shared>,
-    connection: MultiplexedConnection,
-    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
-) -> Option<Fault> {
+/// `ttlcache:<namespace>`, in the bytes Redis accepts in a client name.
+fn client_name(prefix: &str) -> String {
+    let name = format!("ttlcache:{}", prefix.trim_end_matches(':'));
+    name.chars()
+        .map(|c| if ('!'..='~').contains(&c) { c } else { '_' })
+        .collect()
+}
+
+/// Tracking: hands pushes to the members, pings, and keeps the lease, until a fault that
+/// ends the connection (or the handle is gone: `None`).
+async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Fault> {
+    let Tracking {
+        connection,
+        mut pushes,
+        overflowed,
+        asked_at,
+    } = tracking;
     let settings = shared.upgrade()?.settings;
     let mut ticks = tokio::time::interval(settings.ping_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When the last answered ping was sent: tracking was acknowledged just now.
-    let mut last_answered = Instant::now();
-    let mut ping: Option<(Instant, tokio::task::JoinHandle<bool>)> = None;
+    // When the last answered ping was sent; tracking's acknowledgement counts as one.
+    let mut last_answered = asked_at;
+    let mut ping = Ping::default();
     loop {
-        tokio::select! {
-            biased;
-            push = pushes.recv() => {
-                let Some(push) = push else {
-                    return Some(Fault::Closed);
-                };
-                let strong = shared.upgrade()?;
-                if let Err(fault) = handle(&strong, push) {
-                    return Some(fault);
+        let lease_ends = tokio::time::Instant::from_std(last_answered + settings.lease);
+        let fault = tokio::select! {
+            push = pushes.recv() => match push {
+                None => Some(Fault::Closed),
+                Some(_) if overflowed.load(Ordering::Acquire) => Some(Fault::Overflowed),
+                Some(push) => handle(&*shared.upgrade()?, push).err(),
+            },
+            answer = ping.answer() => match answer {
+                Some(sent) => {
+                    last_answered = sent;
+                    None
                 }
+                None => Some(Fault::PingFailed),
+            },
+            () = tokio::time::sleep_until(lease_ends) => Some(Fault::LeaseExpired),
+            _ = ticks.tick(), if !ping.is_out() => {
+                ping.send(&connection);
+                None
             }
-            _ = ticks.tick() => {
-                if let Some((sent, answer)) = &mut ping {
-                    if answer.is_finished() {
-                        if !answer.await.unwrap_or(false) {
-                            return Some(Fault::PingFailed);
-                        }
-                        last_answered = *sent;
-                        ping = None;
-                    }
-                }
-                if last_answered.elapsed() >= settings.lease {
-                    return Some(Fault::LeaseExpired);
-                }
-                if ping.is_none() {
-                    let mut connection = connection.clone();
-                    let answer = tokio::spawn(async move {
-                        redis::cmd("PING")
-                            .query_async::<()>(&mut connection)
-                            .await
-                            .is_ok()
-                    });
-                    ping = Some((Instant::now(), answer));
-                }
+        };
+        match fault {
+            None => {}
+            Some(fault) if fault.ends_the_connection() => return Some(fault),
+            // Nothing lost on the connection: flush, and flush again, on the same one, which
+            // stays published for writers meanwhile.
+            Some(_) => {
+                let strong = shared.upgrade()?;
+                strong.turn_unhealthy();
+                strong.flush_all();
+                strong.flush_all();
+                strong.turn_healthy();
             }
         }
-        shared.upgrade()?;
+    }
+}
+
+/// The ping in flight, if any: a task of its own, aborted when dropped so that it keeps no
+/// connection alive after tracking ends.
+#[derive(Default)]
+struct Ping {
+    out: Option<(Instant, tokio::task::JoinHandle<bool>)>,
+}
+
+impl Ping {
+    fn is_out(&self) -> bool {
+        self.out.is_some()
+    }
+
+    fn send(&mut self, connection: &MultiplexedConnection) {
+        let mut connection = connection.clone();
+        let answer = tokio::spawn(async move {
+            redis::cmd("PING")
+                .query_async::<()>(&mut connection)
+                .await
+                .is_ok()
+        });
+        self.out = Some((Instant::now(), answer));
+    }
+
+    /// When the ping in flight was sent, once it is answered; `None` if it failed. Pending
+    /// while no ping is out.
+    async fn answer(&mut self) -> Option<Instant> {
+        let Some((sent, answer)) = &mut self.out else {
+            return std::future::pending().await;
+        };
+        let answered = answer.await.unwrap_or(false);
+        let sent = *sent;
+        self.out = None;
+        answered.then_some(sent)
+    }
+}
+
+impl Drop for Ping {
+    fn drop(&mut self) {
+        if let Some((_, answer)) = &self.out {
+            answer.abort();
+        }
     }
 }
 
@@ -206,22 +310,33 @@ fn handle(shared: &Shared, push: PushInfo) -> Result<(), Fault> {
         let Value::BulkString(key) = key else {
             return Err(Fault::UnknownPush);
         };
-        shared.received.fetch_add(1, Ordering::Relaxed);
         match marker::parse(&shared.prefix, &key) {
             Some(marker::Target::Key(name, key)) => {
                 for member in shared.members_named(name) {
-                    member.invalidate(key).map_err(|_| Fault::Undecodable)?;
+                    // A listener or a key's `Drop` that panics must not end the supervisor.
+                    match catch_unwind(AssertUnwindSafe(|| member.invalidate(key))) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Err(Fault::Undecodable),
+                        Err(_) => return Err(Fault::MemberPanicked),
+                    }
                 }
             }
             Some(marker::Target::All(name)) => {
                 for member in shared.members_named(name) {
-                    member.flush();
+                    flush(&*member);
                 }
             }
             None => {}
         }
+        shared.received.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Flushes a member; a listener that panics stops neither the flush (its removals are all
+/// made before listeners run) nor the supervisor.
+fn flush(member: &dyn Member) {
+    let _ = catch_unwind(AssertUnwindSafe(|| member.flush()));
 }
 
 impl Shared {
@@ -230,15 +345,21 @@ impl Shared {
         self.members.lock().get(name).cloned().unwrap_or_default()
     }
 
-    /// Every live member.
-    fn all_members(&self) -> Vec<Arc<dyn Member>> {
-        self.members.lock().values().flatten().cloned().collect()
-    }
-
-    /// Flushes every member, counted.
+    /// Flushes every member, counted; again if one registered meanwhile, so that none
+    /// registered before it returns keeps what it stored before.
     fn flush_all(&self) {
-        for member in self.all_members() {
-            member.flush();
+        loop {
+            let (members, registrations) = {
+                let members = self.members.lock();
+                let all: Vec<Arc<dyn Member>> = members.values().flatten().cloned().collect();
+                (all, self.registrations.load(Ordering::Acquire))
+            };
+            for member in members {
+                flush(&*member);
+            }
+            if self.registrations.load(Ordering::Acquire) == registrations {
+                break;
+            }
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
@@ -247,6 +368,18 @@ impl Shared {
     fn become_healthy(&self, connection: MultiplexedConnection) {
         self.flush_all();
         *self.connection.lock() = Some(connection);
+        self.turn_healthy();
+    }
+
+    /// A fault that ends the connection: turn unhealthy, withdraw the connection, then flush
+    /// (rule 1).
+    fn become_unhealthy(&self) {
+        self.turn_unhealthy();
+        *self.connection.lock() = None;
+        self.flush_all();
+    }
+
+    fn turn_healthy(&self) {
         let mut unhealthy = self.unhealthy.lock();
         if let Some(since) = unhealthy.since.take() {
             unhealthy.before += since.elapsed();
@@ -254,12 +387,20 @@ impl Shared {
         self.healthy.store(true, Ordering::Release);
     }
 
-    /// A fault: turn unhealthy, withdraw the connection, then flush (rule 1).
-    fn become_unhealthy(&self) {
+    fn turn_unhealthy(&self) {
         self.healthy.store(false, Ordering::Release);
-        *self.connection.lock() = None;
         self.unhealthy.lock().since.get_or_insert_with(Instant::now);
-        self.flush_all();
+    }
+}
+
+/// Leaves the handle unhealthy and flushed when the supervisor ends, however it ends.
+struct UnhealthyOnExit(Weak<Shared>);
+
+impl Drop for UnhealthyOnExit {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.become_unhealthy();
+        }
     }
 }
 

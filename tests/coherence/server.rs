@@ -125,6 +125,13 @@ impl RedisServer {
             .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
     }
 
+    /// Runs `redis-cli` as an ACL user.
+    pub(crate) fn cli_as(&self, user: &str, password: &str, args: &[&str]) -> String {
+        let mut with_user = vec!["--user", user, "--pass", password, "--no-auth-warning"];
+        with_user.extend_from_slice(args);
+        self.cli(&with_user)
+    }
+
     /// Runs `redis-cli` from a thread of its own, for a command that blocks the server
     /// (`DEBUG SLEEP`).
     pub(crate) fn cli_in_background(&self, args: &[&str]) {
