@@ -68,6 +68,26 @@ fn fast(builder: ttlcache::redis::CoherenceBuilder) -> ttlcache::redis::Coherenc
     steady(builder).lease(Duration::from_millis(400))
 }
 
+/// Two handles on `url`, healthy, and an invalidation from one reaching the other.
+async fn an_invalidation_crosses(url: &str) {
+    let a = fast(Coherence::builder(url, "app"))
+        .connect()
+        .await
+        .unwrap();
+    let b = fast(Coherence::builder(url, "app"))
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| a.is_healthy() && b.is_healthy()).await,
+        "not connected"
+    );
+    let (users_a, users_b) = (users(&a), users(&b));
+    users_b.insert(1, "one".into());
+    users_a.invalidate_everywhere(&1).await.unwrap();
+    assert!(eventually(|| users_b.get(&1).is_none()).await);
+}
+
 fn users(coherence: &Coherence) -> TtlCache<u64, String> {
     TtlCache::builder()
         .coherent(coherence, "users")
@@ -546,21 +566,7 @@ fn a_unix_socket_url_works() {
         let socket_text = socket.to_str().unwrap().to_owned();
         server.launch_with(&["--unixsocket", &socket_text]);
         let url = format!("redis+unix://{socket_text}");
-        let (a, b) = (
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-        );
-        assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
-        let (users_a, users_b) = (users(&a), users(&b));
-        users_b.insert(1, "one".into());
-        users_a.invalidate_everywhere(&1).await.unwrap();
-        assert!(eventually(|| users_b.get(&1).is_none()).await);
+        an_invalidation_crosses(&url).await;
     });
 }
 
@@ -814,21 +820,7 @@ fn an_acl_user_in_the_url_authenticates_and_its_password_is_never_shown() {
         let url = server
             .url()
             .replacen("redis://", "redis://app:s3cret-pw@", 1);
-        let (a, b) = (
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-        );
-        assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
-        let (users_a, users_b) = (users(&a), users(&b));
-        users_b.insert(1, "one".into());
-        users_a.invalidate_everywhere(&1).await.unwrap();
-        assert!(eventually(|| users_b.get(&1).is_none()).await);
+        an_invalidation_crosses(&url).await;
         let builder = format!("{:?}", Coherence::builder(&url, "app"));
         assert!(!builder.contains("s3cret-pw"), "{builder}");
 
@@ -938,25 +930,7 @@ fn a_tls_url_works() {
             "no",
         ]);
         // The test's own authority is in no trust store: `#insecure` skips the check.
-        let url = format!("rediss://127.0.0.1:{tls_port}/#insecure");
-        let (a, b) = (
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-            fast(Coherence::builder(&url, "app"))
-                .connect()
-                .await
-                .unwrap(),
-        );
-        assert!(
-            eventually(|| a.is_healthy() && b.is_healthy()).await,
-            "no TLS connection"
-        );
-        let (users_a, users_b) = (users(&a), users(&b));
-        users_b.insert(1, "one".into());
-        users_a.invalidate_everywhere(&1).await.unwrap();
-        assert!(eventually(|| users_b.get(&1).is_none()).await);
+        an_invalidation_crosses(&format!("rediss://127.0.0.1:{tls_port}/#insecure")).await;
     });
 }
 
@@ -1041,27 +1015,16 @@ fn settings_that_cannot_work_are_errors_not_panics() {
             .build();
         assert!(named.unwrap_err().to_string().contains("\"a:b\""));
     });
-    let outside = block_on_here(Coherence::connect("redis://127.0.0.1/", "app"));
+    // Outside any runtime: `connect` awaits nothing, so one poll answers.
+    let mut outside = std::pin::pin!(Coherence::connect("redis://127.0.0.1/", "app"));
+    let waker = std::task::Waker::noop();
+    let std::task::Poll::Ready(outside) = outside
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    else {
+        panic!("connect awaits nothing");
+    };
     assert_eq!(outside.unwrap_err(), CoherenceError::NoTokioRuntime);
-}
-
-/// Polls a future to completion on this thread, outside any runtime.
-fn block_on_here<F: Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 #[cfg(feature = "serde")]

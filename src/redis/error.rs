@@ -1,0 +1,71 @@
+//! [`CoherenceError`]: what can go wrong with coherence.
+
+use std::fmt;
+
+/// What went wrong with coherence.
+///
+/// # Examples
+///
+/// ```
+/// use ttlcache::redis::CoherenceError;
+///
+/// let error = CoherenceError::Unavailable;
+/// assert_eq!(error.to_string(), "Redis is unreachable now: the invalidation was not sent");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoherenceError {
+    /// The URL is not a Redis URL redis-rs accepts (its text, which may hold a password, is
+    /// left out).
+    InvalidUrl {
+        /// What redis-rs found wrong.
+        reason: String,
+    },
+    /// A namespace must be non-empty and hold no `:` (it would take in other namespaces'
+    /// markers: `app` would track `app:v2:...`).
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+    },
+    /// Made outside a tokio runtime: the supervisor needs one to run on.
+    NoTokioRuntime,
+    /// No tracking connection is up here: the invalidation was made locally but not sent.
+    /// Other replicas may still be connected and serving the old value until their time to
+    /// live: retry once this handle is healthy again (or accept the time to live as the
+    /// bound).
+    Unavailable,
+    /// Redis refused or failed the write.
+    Redis {
+        /// Redis's or redis-rs's message.
+        message: String,
+    },
+    /// The key is written as more or fewer than one Redis argument, so it has no marker.
+    KeyNotOneArgument,
+    /// The cache was not built with `coherent`.
+    NotCoherent,
+}
+
+impl fmt::Display for CoherenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUrl { reason } => write!(f, "not a Redis URL: {reason}"),
+            Self::InvalidNamespace { namespace } => write!(
+                f,
+                "a coherence namespace must be non-empty and hold no `:`, got {namespace:?}"
+            ),
+            Self::NoTokioRuntime => {
+                f.write_str("a coherence is made in a tokio runtime, for its background task")
+            }
+            Self::Unavailable => {
+                f.write_str("Redis is unreachable now: the invalidation was not sent")
+            }
+            Self::Redis { message } => write!(f, "Redis failed the invalidation: {message}"),
+            Self::KeyNotOneArgument => {
+                f.write_str("the key is not one Redis argument, so it has no marker key")
+            }
+            Self::NotCoherent => f.write_str("the cache was not built with `coherent`"),
+        }
+    }
+}
+
+impl std::error::Error for CoherenceError {}
