@@ -13,7 +13,7 @@ use std::{
 };
 
 use crate::{
-    ManualClock, RemovalCause, TtlCache,
+    ManualClock, Op, RemovalCause, TtlCache,
     cache::{KeyLeader, Refresh},
     flight::Found,
     lazy::Wanted,
@@ -342,6 +342,30 @@ fn an_insert_racing_a_completing_refresh_is_never_overwritten() {
         cache.insert(1, 20);
         completer.join().unwrap();
         assert_eq!(cache.peek(&1), Some(20));
+    });
+}
+
+#[test]
+fn a_compute_racing_a_landing_refresh_and_an_insert_is_never_undone() {
+    model(|| {
+        let (cache, _log) = logged_cache(None, None);
+        cache.insert(1, 0);
+        let refresh = start_refresh(&cache, 1).expect("no load of the key is running");
+        let completer = thread::spawn(move || refresh.complete(50));
+        let inserter = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.insert(1, 100))
+        };
+        let after = cache.compute(1, |old| Op::Put(old.copied().unwrap_or(0) + 1));
+        completer.join().unwrap();
+        inserter.join().unwrap();
+        // compute added one to whatever was there, atomically: the first value, the refresh's
+        // (if it landed first) or the insert's.
+        assert!(matches!(after, Some(1 | 51 | 101)), "{after:?}");
+        // Nothing undid it but the insert, when that came after; the refresh, detached by
+        // either write, never lands after them.
+        let last = cache.peek(&1).unwrap();
+        assert!(last == after.unwrap() || last == 100, "{last}");
     });
 }
 

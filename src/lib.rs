@@ -79,7 +79,7 @@ mod stats;
 mod sync;
 
 pub use builder::CacheBuilder;
-pub use cache::TtlCache;
+pub use cache::{Op, TtlCache};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -359,9 +359,9 @@ where
                     value: value.clone(),
                     time_to_live: cache.inner.time_to_live,
                 };
-                let refused = cache.store(&mut shard, write, &now, &mut removals);
+                let stored = cache.store(&mut shard, write, &now, &mut removals);
                 drop(shard);
-                drop(refused);
+                drop(stored);
             }
             // The key is dropped after the lock: its `Drop` is the user's code.
             _ => {

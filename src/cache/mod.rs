@@ -19,6 +19,7 @@
 mod all;
 #[cfg(feature = "redis")]
 mod coherent;
+mod compute;
 mod load;
 
 use std::{
@@ -32,6 +33,7 @@ use crossbeam_utils::CachePadded;
 
 #[cfg(feature = "redis")]
 pub(crate) use coherent::Coherent;
+pub use compute::Op;
 #[cfg(feature = "tokio")]
 pub(crate) use load::KeyLeader;
 #[cfg(feature = "tokio")]
@@ -47,6 +49,25 @@ use crate::{
     stats::Counters,
     sync::{Arc, Mutex, RwLock},
 };
+
+/// What became of a write ([`TtlCache::store`]).
+#[must_use = "a write handed back is dropped after the lock"]
+pub(crate) enum Stored<K, V> {
+    Yes,
+    /// Refused by the shard (expired as written, or heavier than the shard), which reported
+    /// it as removed.
+    No,
+    /// Not stored by a coherent cache that bypasses: handed back, to be dropped after the
+    /// lock.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    HandedBack(Write<K, V>),
+}
+
+impl<K, V> Stored<K, V> {
+    pub(crate) fn stored(&self) -> bool {
+        matches!(self, Self::Yes)
+    }
+}
 
 /// How a cache weighs entries against its capacity.
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -219,25 +240,24 @@ where
     /// A coherent cache that may not store now (its replicas' coherence is unhealthy and it
     /// bypasses, rule 3 of `redis/mod.rs`) removes the key's entry instead and hands the
     /// write back, for the caller to drop once the lock is released.
-    #[must_use = "a write handed back is dropped after the lock"]
     fn store(
         &self,
         shard: &mut Shard<K, V>,
         write: Write<K, V>,
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
-    ) -> Option<Write<K, V>> {
+    ) -> Stored<K, V> {
         #[cfg(feature = "redis")]
         if !self.may_store() {
             if let Some((key, value, cause)) = shard.remove(write.hash, &write.key, now) {
                 removals.push(key, value, cause);
             }
-            return Some(write);
+            return Stored::HandedBack(write);
         }
-        shard.insert(write, now, removals);
+        let stored = shard.insert(write, now, removals);
         self.inner.counters.insert();
         self.adapt(shard);
-        None
+        if stored { Stored::Yes } else { Stored::No }
     }
 
     /// Gives the shard's policy the window share the climber now favours, when it is due.
@@ -418,9 +438,9 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         let mut shard = self.shard(hash).write();
-        let refused = self.store(&mut shard, write, &now, &mut removals);
+        let stored = self.store(&mut shard, write, &now, &mut removals);
         drop(shard);
-        drop(refused);
+        drop(stored);
     }
 
     /// Removes the entry for `key`; returns its value if it was live.
