@@ -54,6 +54,13 @@ pub enum BuildError {
         /// The name given.
         name: String,
     },
+    /// Another live cache coherent under this name, in the same coherence, has keys of
+    /// another type: the markers of one could not be read as keys of the other (feature
+    /// `redis`).
+    CoherentNameTaken {
+        /// The name given.
+        name: String,
+    },
     /// Built outside a tokio runtime, where a setting needs one to run loads in the background.
     NoTokioRuntime {
         /// What needs the runtime.
@@ -98,6 +105,10 @@ impl fmt::Display for BuildError {
             BuildError::InvalidCoherentName { name } => write!(
                 f,
                 "a coherent cache's name must be non-empty and hold no `:`, got {name:?}"
+            ),
+            BuildError::CoherentNameTaken { name } => write!(
+                f,
+                "a cache with keys of another type is coherent under the name {name:?} already"
             ),
             BuildError::NoTokioRuntime { setting } => write!(
                 f,

@@ -1010,6 +1010,18 @@ fn settings_that_cannot_work_are_errors_not_panics() {
         let coherence = Coherence::connect("redis://127.0.0.1:1/", "app")
             .await
             .unwrap();
+        let _users = users(&coherence);
+        let other_keys = TtlCache::<String, u64>::builder()
+            .coherent(&coherence, "users")
+            .build();
+        assert!(other_keys.unwrap_err().to_string().contains("another type"));
+        let same_keys = TtlCache::<u64, u64>::builder()
+            .coherent(&coherence, "users")
+            .build();
+        assert!(
+            same_keys.is_ok(),
+            "two caches of one name and key type may share it"
+        );
         let named = TtlCache::<u64, u64>::builder()
             .coherent(&coherence, "a:b")
             .build();

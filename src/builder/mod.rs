@@ -318,7 +318,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     #[cfg(feature = "redis")]
     pub fn coherent(mut self, coherence: &crate::redis::Coherence, name: &str) -> Self
     where
-        K: ::redis::FromRedisValue,
+        K: ::redis::FromRedisValue + 'static,
     {
         self.coherent = Some(crate::cache::Coherent::new(coherence, name));
         self
@@ -330,6 +330,11 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
         #[cfg(feature = "redis")]
         if let Some(coherent) = &self.coherent {
             settings::check_coherent_name(coherent.name())?;
+            if coherent.name_has_other_keys() {
+                return Err(BuildError::CoherentNameTaken {
+                    name: coherent.name().to_owned(),
+                });
+            }
         }
         let settings = Settings {
             shards,

@@ -2,7 +2,10 @@
 //! `redis/`): invalidations sent from here, received through a registered member, and the
 //! write-path check of rule 3 there.
 
-use std::hash::{BuildHasher, Hash};
+use std::{
+    any::TypeId,
+    hash::{BuildHasher, Hash},
+};
 
 use redis::{FromRedisValue, ToRedisArgs};
 
@@ -16,9 +19,10 @@ use crate::{
 pub(crate) struct Coherent<K> {
     link: Link,
     decode: fn(&[u8]) -> Option<K>,
+    key_type: TypeId,
 }
 
-impl<K: FromRedisValue> Coherent<K> {
+impl<K: FromRedisValue + 'static> Coherent<K> {
     pub(crate) fn new(coherence: &Coherence, name: &str) -> Self {
         Self {
             link: Link {
@@ -26,6 +30,7 @@ impl<K: FromRedisValue> Coherent<K> {
                 name: name.to_owned(),
             },
             decode: decode::<K>,
+            key_type: TypeId::of::<K>(),
         }
     }
 }
@@ -34,6 +39,13 @@ impl<K> Coherent<K> {
     /// The name the cache is known by to the other replicas.
     pub(crate) fn name(&self) -> &str {
         &self.link.name
+    }
+
+    /// Whether another live cache of its coherence has this name and other key types.
+    pub(crate) fn name_has_other_keys(&self) -> bool {
+        self.link
+            .coherence
+            .name_has_other_keys(&self.link.name, self.key_type)
     }
 }
 
@@ -204,5 +216,9 @@ where
 
     fn is_alive(&self) -> bool {
         self.cache.strong_count() > 0
+    }
+
+    fn key_type(&self) -> Option<TypeId> {
+        Some(TypeId::of::<K>())
     }
 }

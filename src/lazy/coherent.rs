@@ -98,4 +98,8 @@ where
     fn is_alive(&self) -> bool {
         self.lazy.strong_count() > 0
     }
+
+    fn key_type(&self) -> Option<std::any::TypeId> {
+        None
+    }
 }

@@ -219,6 +219,16 @@ impl Coherence {
         self.shared.registrations.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Whether a live cache coherent under `name` has keys of another type than `key_type`:
+    /// markers of one would not decode as keys of the other.
+    pub(crate) fn name_has_other_keys(&self, name: &str, key_type: std::any::TypeId) -> bool {
+        self.shared.members.lock().get(name).is_some_and(|members| {
+            members.iter().any(|member| {
+                member.is_alive() && member.key_type().is_some_and(|other| other != key_type)
+            })
+        })
+    }
+
     /// Whether a member may store now (rule 3).
     #[inline]
     pub(crate) fn may_store(&self) -> bool {
@@ -313,6 +323,8 @@ pub(crate) trait Member: Send + Sync {
     fn flush(&self);
     /// Whether the cache or lazy is still there.
     fn is_alive(&self) -> bool;
+    /// The type of a cache's keys; `None` for a lazy, which takes any marker of its name.
+    fn key_type(&self) -> Option<std::any::TypeId>;
 }
 
 /// Marker bytes that encode no key of the member's type.
