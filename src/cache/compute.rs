@@ -57,7 +57,8 @@ where
     /// the time to live starts again), [`Op::Remove`] removes it as
     /// [`remove`](Self::remove) would ([`Explicit`](crate::RemovalCause::Explicit)), and
     /// [`Op::Keep`] changes nothing. It returns the live value afterwards: `None` after a
-    /// removal, or for a value too heavy to be stored.
+    /// removal, for a value too heavy to be stored (or expired as it is written), and in a
+    /// coherent cache that stores nothing while its coherence is unhealthy.
     ///
     /// # Concurrent calls on the same key
     ///
