@@ -362,10 +362,28 @@ fn a_compute_racing_a_landing_refresh_and_an_insert_is_never_undone() {
         // compute added one to whatever was there, atomically: the first value, the refresh's
         // (if it landed first) or the insert's.
         assert!(matches!(after, Some(1 | 51 | 101)), "{after:?}");
-        // Nothing undid it but the insert, when that came after; the refresh, detached by
-        // either write, never lands after them.
+        // Only the insert, if it came after compute, replaced compute's value; the refresh,
+        // detached by either write, never lands after them.
         let last = cache.peek(&1).unwrap();
-        assert!(last == after.unwrap() || last == 100, "{last}");
+        assert_eq!(last, if after == Some(101) { 101 } else { 100 });
+    });
+}
+
+#[test]
+fn a_compute_racing_a_landing_refresh_is_never_overwritten_by_it() {
+    model(|| {
+        let (cache, _log) = logged_cache(None, None);
+        cache.insert(1, 0);
+        let refresh = start_refresh(&cache, 1).expect("no load of the key is running");
+        let completer = thread::spawn(move || refresh.complete(50));
+        let after = cache.compute(1, |old| Op::Put(old.copied().unwrap_or(0) + 1));
+        completer.join().unwrap();
+        assert!(matches!(after, Some(1 | 51)), "{after:?}");
+        assert_eq!(
+            cache.peek(&1),
+            after,
+            "the refresh never lands after compute"
+        );
     });
 }
 

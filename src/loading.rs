@@ -108,7 +108,7 @@ where
         options: Loading,
         runtime: Handle,
         loader: F,
-    ) -> Self
+    ) -> Result<Self, crate::BuildError>
     where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
@@ -130,9 +130,10 @@ where
                     #[cfg(feature = "redis")]
                     coherent: None,
                 })
-            });
-        Self {
-            cache: TtlCache::from_settings(settings),
+            })
+            .transpose()?;
+        Ok(Self {
+            cache: TtlCache::from_settings(settings)?,
             shared: Arc::new(Shared {
                 loader: Box::new(move |key| Box::pin(loader(key))),
                 load_timeout: options.load_timeout,
@@ -143,7 +144,7 @@ where
                 errors,
                 runtime,
             }),
-        }
+        })
     }
 
     /// The value for `key`, loading it if the cache has none.

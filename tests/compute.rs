@@ -93,6 +93,27 @@ fn f_never_sees_an_expired_value_and_a_put_restarts_the_time_to_live() {
 }
 
 #[test]
+fn a_put_over_a_live_entry_restarts_its_time_to_live() {
+    let clock = ManualClock::new();
+    let cache = TtlCache::builder()
+        .time_to_live(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    cache.insert(1, 1);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(cache.upsert(1, |old| old.unwrap() + 1), 2);
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(
+        cache.get(&1),
+        Some(2),
+        "ten seconds from the put, not from the insert"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.get(&1), None);
+}
+
+#[test]
 fn a_put_goes_through_the_weigher_and_the_capacity() {
     let cache = TtlCache::builder()
         .max_capacity(10)
@@ -179,4 +200,59 @@ async fn a_keep_leaves_a_pending_load_alone() {
     release.send(()).unwrap();
     assert_eq!(load.await.unwrap(), 100);
     assert_eq!(cache.get(&1), Some(100), "the load was stored");
+}
+
+#[tokio::test]
+async fn a_remove_detaches_a_pending_load() {
+    let cache = TtlCache::<u32, u64>::builder().build().unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let load = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_load(1, async {
+                    released.await.unwrap();
+                    100
+                })
+                .await
+        }
+    });
+    while cache.stats().misses == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cache.compute(1, |_| Op::Remove), None);
+    release.send(()).unwrap();
+    assert_eq!(load.await.unwrap(), 100);
+    assert_eq!(cache.get(&1), None, "the detached load was not stored");
+}
+
+/// A value whose `Drop` reads the cache it was in: dropped under the shard lock, it would
+/// deadlock.
+struct ReadsTheCacheWhenDropped(Arc<std::sync::OnceLock<TtlCache<u32, ReadsTheCacheWhenDropped>>>);
+
+impl Clone for ReadsTheCacheWhenDropped {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for ReadsTheCacheWhenDropped {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0.get() {
+            cache.peek(&0);
+        }
+    }
+}
+
+#[test]
+fn replaced_and_removed_values_are_dropped_after_the_lock() {
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let cache = TtlCache::builder().shards(1).build().unwrap();
+    slot.set(cache.clone()).ok().unwrap();
+    let value = || ReadsTheCacheWhenDropped(Arc::clone(&slot));
+    cache.compute(1, |_| Op::Put(value()));
+    cache.compute(1, |_| Op::Put(value()));
+    cache.upsert(1, |_| value());
+    cache.compute(1, |_| Op::Remove);
+    assert!(cache.is_empty());
 }

@@ -208,6 +208,6 @@ where
             tokio_runtime("load_timeout", Timer::Needed)?;
         }
         settings.refresh_after = loading.refresh_after;
-        Ok(crate::LoadingCache::new(settings, loading, runtime, loader))
+        crate::LoadingCache::new(settings, loading, runtime, loader)
     }
 }

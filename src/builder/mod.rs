@@ -107,7 +107,8 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     /// The cache splits its capacity evenly among its shards, and an entry heavier than its
     /// shard's share is not stored: the listener sees it with [`RemovalCause::Size`].
     /// The weigher is called once per write, sometimes with the shard locked (when a loaded
-    /// value is stored), so it should be cheap and must not call into the cache.
+    /// value is stored, and for `compute`), so it should be cheap and must not call into the
+    /// cache.
     ///
     /// # Examples
     ///
@@ -330,11 +331,6 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
         #[cfg(feature = "redis")]
         if let Some(coherent) = &self.coherent {
             settings::check_coherent_name(coherent.name())?;
-            if coherent.name_has_other_keys() {
-                return Err(BuildError::CoherentNameTaken {
-                    name: coherent.name().to_owned(),
-                });
-            }
         }
         let settings = Settings {
             shards,
@@ -370,8 +366,11 @@ where
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidShards`] if `shards` is not a power of two from 1 to 65536, and
-    /// [`BuildError::ShardsExceedCapacity`] if it exceeds a nonzero `max_capacity`.
+    /// [`BuildError::InvalidShards`] if `shards` is not a power of two from 1 to 65536,
+    /// [`BuildError::ShardsExceedCapacity`] if it exceeds a nonzero `max_capacity`; with
+    /// `coherent` (feature `redis`), [`BuildError::InvalidCoherentName`] for a name that is
+    /// empty or holds a `:`, and [`BuildError::CoherentNameTaken`] if a live cache of the same
+    /// coherence holds the name with keys of another type.
     ///
     /// # Examples
     ///
@@ -394,7 +393,7 @@ where
     /// ```
     pub fn build(self) -> Result<TtlCache<K, V, S>, BuildError> {
         let (settings, Plain) = self.checked()?;
-        Ok(TtlCache::from_settings(settings))
+        TtlCache::from_settings(settings)
     }
 }
 

@@ -11,6 +11,7 @@ use redis::{FromRedisValue, ToRedisArgs};
 
 use super::{Inner, TtlCache};
 use crate::{
+    BuildError,
     redis::{Coherence, CoherenceError, Link, Member, Undecodable, decode},
     sync::{Arc, Weak},
 };
@@ -40,13 +41,6 @@ impl<K> Coherent<K> {
     pub(crate) fn name(&self) -> &str {
         &self.link.name
     }
-
-    /// Whether another live cache of its coherence has this name and other key types.
-    pub(crate) fn name_has_other_keys(&self) -> bool {
-        self.link
-            .coherence
-            .name_has_other_keys(&self.link.name, self.key_type)
-    }
 }
 
 impl<K, V, S> TtlCache<K, V, S>
@@ -56,16 +50,28 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     /// Registers the cache with its coherence, if it has one.
-    pub(super) fn join_coherence(&self) {
-        if let Some(coherent) = &self.inner.coherence {
-            let member = CacheMember {
-                cache: Arc::downgrade(&self.inner),
-            };
-            coherent
-                .link
-                .coherence
-                .register(&coherent.link.name, Arc::new(member));
-        }
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::CoherentNameTaken`] if a live cache of the coherence holds the name with
+    /// keys of another type: markers of one would not decode as keys of the other.
+    pub(super) fn join_coherence(&self) -> Result<(), BuildError> {
+        let Some(coherent) = &self.inner.coherence else {
+            return Ok(());
+        };
+        let member = CacheMember {
+            cache: Arc::downgrade(&self.inner),
+        };
+        let joined = coherent.link.coherence.register(
+            &coherent.link.name,
+            Some(coherent.key_type),
+            Arc::new(member),
+        );
+        joined
+            .then_some(())
+            .ok_or_else(|| BuildError::CoherentNameTaken {
+                name: coherent.link.name.clone(),
+            })
     }
 
     /// Removes `key` here, then tells every replica to remove it, and returns once Redis has

@@ -100,7 +100,8 @@ where
 
     /// Makes the key's new value from its live one (`None` if absent or expired) and stores
     /// it, atomically: a [`compute`](Self::compute) that always puts. Returns the value `f`
-    /// made (stored, unless it is heavier than its shard can hold).
+    /// made, stored unless `compute` would not have stored it either (too heavy for its
+    /// shard, expired as it is written, or a coherent cache bypassing).
     ///
     /// # Concurrent calls on the same key
     ///
@@ -133,6 +134,9 @@ where
         let hash = self.hash(&key);
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
+        // Declared before the lock, so that the value is dropped after it even if the weigher
+        // or `Clone` unwinds.
+        let mut put = None;
         let mut shard = self.shard(hash).write();
         match f(shard.peek(hash, &key, &now)) {
             Op::Keep => Applied::Kept(shard.peek(hash, &key, &now).cloned()),
@@ -145,18 +149,19 @@ where
                 Applied::Removed
             }
             Op::Put(value) => {
+                let value = put.insert(value);
                 let write = Write {
                     hash,
-                    weight: self.weigh(&key, &value),
-                    key,
+                    weight: self.weigh(&key, value),
                     value: value.clone(),
+                    key,
                     time_to_live: self.inner.time_to_live,
                 };
                 let stored = self.store(&mut shard, write, &now, &mut removals);
                 drop(shard);
                 Applied::Put {
                     stored: stored.stored(),
-                    value,
+                    value: put.take().expect("put just above"),
                 }
             }
         }

@@ -10,7 +10,8 @@
 //!    lock, never a lock shared by all shards.
 //! 2. A write takes one shard's write lock. What it removes is reported and dropped after the
 //!    lock is released (`removal.rs`). The weigher runs before the lock for `insert`, and under
-//!    it when a loaded value is stored (the leader's key is in the shard by then).
+//!    it when a loaded value is stored (the leader's key is in the shard by then) and for
+//!    `compute`'s `Put` (its value is decided there).
 //! 3. The clock is read only when something can expire: on writes with a time to live or to
 //!    idle, and on reads of entries that have a deadline.
 //! 4. `get_or_*` follow the single-flight rules in `flight/mod.rs`. The synchronous ones block
@@ -118,7 +119,13 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Self {
+    /// The cache the settings describe, registered with its coherence if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::CoherentNameTaken`](crate::BuildError::CoherentNameTaken), from
+    /// [`join_coherence`](Self::join_coherence).
+    pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Result<Self, crate::BuildError> {
         let count = settings.shards as u64;
         let shards = (0..count)
             .map(|index| {
@@ -151,8 +158,8 @@ where
             }),
         };
         #[cfg(feature = "redis")]
-        cache.join_coherence();
-        cache
+        cache.join_coherence()?;
+        Ok(cache)
     }
 }
 

@@ -18,7 +18,9 @@ where
             let member = LazyMember {
                 lazy: Arc::downgrade(&self.shared),
             };
-            link.coherence.register(&link.name, Arc::new(member));
+            // A lazy takes any marker of its name: it shares a name with anything.
+            let joined = link.coherence.register(&link.name, None, Arc::new(member));
+            debug_assert!(joined);
         }
     }
 

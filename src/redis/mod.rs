@@ -209,24 +209,27 @@ impl Coherence {
     }
 
     /// Registers a member under `name`, for the supervisor to invalidate and flush; members
-    /// whose cache is gone leave as another registers.
-    pub(crate) fn register(&self, name: &str, member: Arc<dyn Member>) {
+    /// whose cache is gone leave as another registers. Refused (false) for a cache whose keys
+    /// (`key_type`) are of another type than a live cache's of the same name: markers of one
+    /// would not decode as keys of the other. Checked and registered under one lock.
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        key_type: Option<std::any::TypeId>,
+        member: Arc<dyn Member>,
+    ) -> bool {
         let mut members = self.shared.members.lock();
         for list in members.values_mut() {
             list.retain(|member| member.is_alive());
         }
-        members.entry(name.to_owned()).or_default().push(member);
+        let list = members.entry(name.to_owned()).or_default();
+        let clash = |other: &Arc<dyn Member>| matches!((key_type, other.key_type()), (Some(mine), Some(theirs)) if mine != theirs);
+        if list.iter().any(clash) {
+            return false;
+        }
+        list.push(member);
         self.shared.registrations.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Whether a live cache coherent under `name` has keys of another type than `key_type`:
-    /// markers of one would not decode as keys of the other.
-    pub(crate) fn name_has_other_keys(&self, name: &str, key_type: std::any::TypeId) -> bool {
-        self.shared.members.lock().get(name).is_some_and(|members| {
-            members.iter().any(|member| {
-                member.is_alive() && member.key_type().is_some_and(|other| other != key_type)
-            })
-        })
+        true
     }
 
     /// Whether a member may store now (rule 3).
