@@ -377,44 +377,68 @@ fn serve_local_keeps_serving_while_unhealthy() {
     });
 }
 
+/// A database of one key's version, and a gate a load can be held at: the loader reads the
+/// version as it is called, counts the read, then waits at the gate if one is set.
+#[derive(Clone)]
+struct GatedSource {
+    version: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    gate: Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
+}
+
+impl GatedSource {
+    fn new() -> Self {
+        Self {
+            version: Arc::new(AtomicU64::new(1)),
+            reads: Arc::default(),
+            gate: Arc::default(),
+        }
+    }
+
+    /// Holds the next load at the gate until the sender is used.
+    fn hold_next(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, released) = tokio::sync::oneshot::channel();
+        *self.gate.lock().unwrap() = Some(released);
+        release
+    }
+
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    fn load(&self) -> impl Future<Output = Result<u64, String>> + Send + use<> {
+        let read = self.version.load(Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap().take();
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            Ok(read)
+        }
+    }
+}
+
 #[test]
 fn a_load_that_began_before_a_remote_invalidation_is_not_stored() {
     run(|| async {
         let server = RedisServer::start();
         let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
-        let version = Arc::new(AtomicU64::new(1));
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let released = Arc::new(tokio::sync::Mutex::new(Some(released)));
-        let reads = Arc::new(AtomicU64::new(0));
-        let (source, gate, counted) = (
-            Arc::clone(&version),
-            Arc::clone(&released),
-            Arc::clone(&reads),
-        );
+        let source = GatedSource::new();
+        let release = source.hold_next();
+        let loads = source.clone();
         let users_b: LoadingCache<u64, u64, String> = TtlCache::builder()
             .coherent(&b, "users")
-            .build_loading(move |_key: u64| {
-                let read = source.load(Ordering::SeqCst);
-                counted.fetch_add(1, Ordering::SeqCst);
-                let gate = Arc::clone(&gate);
-                async move {
-                    // The first load read the old version, then waits at the gate.
-                    let released = gate.lock().await.take();
-                    if let Some(released) = released {
-                        let _ = released.await;
-                    }
-                    Ok(read)
-                }
-            })
+            .build_loading(move |_key: u64| loads.load())
             .unwrap();
         let users_a = users(&a);
         let slow = tokio::spawn({
             let users_b = users_b.clone();
             async move { users_b.get(&1).await }
         });
-        assert!(eventually(|| reads.load(Ordering::SeqCst) == 1).await);
+        assert!(eventually(|| source.reads() == 1).await);
         // The database write, then its invalidation, while the load holds the old version.
-        version.store(2, Ordering::SeqCst);
+        source.version.store(2, Ordering::SeqCst);
         users_a.invalidate_everywhere(&1).await.unwrap();
         assert!(eventually(|| b.stats().received >= 1).await);
         release.send(()).unwrap();
@@ -464,34 +488,21 @@ fn a_refresh_in_flight_when_its_key_is_invalidated_elsewhere_is_not_stored() {
     run(|| async {
         let server = RedisServer::start();
         let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
-        let version = Arc::new(AtomicU64::new(1));
-        let gate: Arc<tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>> =
-            Arc::default();
-        let (source, held) = (Arc::clone(&version), Arc::clone(&gate));
+        let source = GatedSource::new();
+        let loads = source.clone();
         let users_b: LoadingCache<u64, u64, String> = TtlCache::builder()
             .time_to_live(Duration::from_secs(60))
             .refresh_after(Duration::from_millis(50))
             .coherent(&b, "users")
-            .build_loading(move |_key: u64| {
-                let read = source.load(Ordering::SeqCst);
-                let held = Arc::clone(&held);
-                async move {
-                    let gate = held.lock().await.take();
-                    if let Some(gate) = gate {
-                        let _ = gate.await;
-                    }
-                    Ok(read)
-                }
-            })
+            .build_loading(move |_key: u64| loads.load())
             .unwrap();
         assert_eq!(users_b.get(&1).await, Ok(1));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (release, released) = tokio::sync::oneshot::channel();
-        *gate.lock().await = Some(released);
+        let release = source.hold_next();
         // A stale read: served at once, and a refresh starts, reading version 1.
         assert_eq!(users_b.get(&1).await, Ok(1));
-        assert!(eventually(|| gate.try_lock().is_ok_and(|gate| gate.is_none())).await);
-        version.store(2, Ordering::SeqCst);
+        assert!(eventually(|| source.reads() == 2).await);
+        source.version.store(2, Ordering::SeqCst);
         users(&a).invalidate_everywhere(&1).await.unwrap();
         assert!(eventually(|| users_b.get_if_present(&1).is_none()).await);
         release.send(()).unwrap();

@@ -144,9 +144,13 @@ fn a_panicking_f_leaves_the_entry_as_it_was_and_the_cache_usable() {
     assert_eq!(*log.lock().unwrap(), [(1, 1, RemovalCause::Replaced)]);
 }
 
-#[tokio::test]
-async fn a_put_detaches_a_pending_load_which_still_answers_its_caller() {
-    let cache = TtlCache::<u32, u64>::builder().build().unwrap();
+/// A `get_or_load` of key 1 in flight, held until the sender is used; it answers 100.
+async fn pending_load(
+    cache: &TtlCache<u32, u64>,
+) -> (
+    tokio::task::JoinHandle<u64>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let load = tokio::spawn({
         let cache = cache.clone();
@@ -162,6 +166,13 @@ async fn a_put_detaches_a_pending_load_which_still_answers_its_caller() {
     while cache.stats().misses == 0 {
         tokio::task::yield_now().await;
     }
+    (load, release)
+}
+
+#[tokio::test]
+async fn a_put_detaches_a_pending_load_which_still_answers_its_caller() {
+    let cache = TtlCache::<u32, u64>::builder().build().unwrap();
+    let (load, release) = pending_load(&cache).await;
     assert_eq!(
         cache.compute(1, |old| {
             assert_eq!(old, None);
@@ -181,21 +192,7 @@ async fn a_put_detaches_a_pending_load_which_still_answers_its_caller() {
 #[tokio::test]
 async fn a_keep_leaves_a_pending_load_alone() {
     let cache = TtlCache::<u32, u64>::builder().build().unwrap();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let load = tokio::spawn({
-        let cache = cache.clone();
-        async move {
-            cache
-                .get_or_load(1, async {
-                    released.await.unwrap();
-                    100
-                })
-                .await
-        }
-    });
-    while cache.stats().misses == 0 {
-        tokio::task::yield_now().await;
-    }
+    let (load, release) = pending_load(&cache).await;
     assert_eq!(cache.compute(1, |_| Op::Keep), None);
     release.send(()).unwrap();
     assert_eq!(load.await.unwrap(), 100);
@@ -205,21 +202,7 @@ async fn a_keep_leaves_a_pending_load_alone() {
 #[tokio::test]
 async fn a_remove_detaches_a_pending_load() {
     let cache = TtlCache::<u32, u64>::builder().build().unwrap();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let load = tokio::spawn({
-        let cache = cache.clone();
-        async move {
-            cache
-                .get_or_load(1, async {
-                    released.await.unwrap();
-                    100
-                })
-                .await
-        }
-    });
-    while cache.stats().misses == 0 {
-        tokio::task::yield_now().await;
-    }
+    let (load, release) = pending_load(&cache).await;
     assert_eq!(cache.compute(1, |_| Op::Remove), None);
     release.send(()).unwrap();
     assert_eq!(load.await.unwrap(), 100);
