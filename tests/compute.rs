@@ -69,14 +69,20 @@ fn keep_put_and_remove_do_what_insert_and_remove_would() {
     assert_eq!(cache.stats().inserts, 2);
 }
 
-#[test]
-fn f_never_sees_an_expired_value_and_a_put_restarts_the_time_to_live() {
+/// A cache whose entries live ten seconds, on a clock the test moves.
+fn living_ten_seconds() -> (TtlCache<u32, u64>, ManualClock) {
     let clock = ManualClock::new();
     let cache = TtlCache::builder()
         .time_to_live(Duration::from_secs(10))
         .clock(clock.clone())
         .build()
         .unwrap();
+    (cache, clock)
+}
+
+#[test]
+fn f_never_sees_an_expired_value_and_a_put_restarts_the_time_to_live() {
+    let (cache, clock) = living_ten_seconds();
     cache.insert(1, 1);
     clock.advance(Duration::from_secs(10));
     assert_eq!(
@@ -94,12 +100,7 @@ fn f_never_sees_an_expired_value_and_a_put_restarts_the_time_to_live() {
 
 #[test]
 fn a_put_over_a_live_entry_restarts_its_time_to_live() {
-    let clock = ManualClock::new();
-    let cache = TtlCache::builder()
-        .time_to_live(Duration::from_secs(10))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (cache, clock) = living_ten_seconds();
     cache.insert(1, 1);
     clock.advance(Duration::from_secs(5));
     assert_eq!(cache.upsert(1, |old| old.unwrap() + 1), 2);

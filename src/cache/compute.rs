@@ -138,8 +138,9 @@ where
         // or `Clone` unwinds.
         let mut put = None;
         let mut shard = self.shard(hash).write();
-        match f(shard.peek(hash, &key, &now)) {
-            Op::Keep => Applied::Kept(shard.peek(hash, &key, &now).cloned()),
+        let live = shard.peek(hash, &key, &now);
+        match f(live) {
+            Op::Keep => Applied::Kept(live.cloned()),
             Op::Remove => {
                 if let Some((key, value, cause)) = shard.remove(hash, &key, &now) {
                     removals.push(key, value, cause);
