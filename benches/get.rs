@@ -11,7 +11,10 @@
 
 mod peers;
 
-use std::{hint::black_box, time::Duration};
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -73,5 +76,64 @@ fn get_hit_threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, get_hit, get_hit_threads);
+/// An `Expiry` that overrides creation only, as most do.
+struct OnCreate;
+
+impl ttlcache::Expiry<u64, u64> for OnCreate {
+    fn expire_after_create(&self, _: &u64, value: &u64, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(3600 + value % 60))
+    }
+}
+
+/// An `Expiry` whose hits move the deadline too (a sliding lifetime).
+struct OnRead;
+
+impl ttlcache::Expiry<u64, u64> for OnRead {
+    fn expire_after_create(&self, _: &u64, _: &u64, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(3600))
+    }
+    fn expire_after_read(&self, _: &u64, _: &u64, _: Instant, _: Duration) -> Option<Duration> {
+        Some(Duration::from_secs(3600))
+    }
+}
+
+/// What an `Expiry` costs a hit: none, one that does not override `expire_after_read` (the
+/// target: no slower than none), and one that does (one call per hit). Every cache has a
+/// time to live, so that each hit reads the clock alike.
+fn get_hit_expiry(c: &mut Criterion) {
+    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
+    let builder = || {
+        ttlcache::TtlCache::<u64, u64>::builder()
+            .max_capacity(2 * ENTRIES)
+            .time_to_live(Duration::from_secs(3600))
+    };
+    let caches = [
+        ("no_expiry", builder().build().unwrap()),
+        (
+            "expiry_create_only",
+            builder().expire_after(OnCreate).build().unwrap(),
+        ),
+        (
+            "expiry_on_read",
+            builder().expire_after(OnRead).build().unwrap(),
+        ),
+    ];
+    let mut group = c.benchmark_group("get_hit_expiry");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, cache) in caches {
+        for key in 0..ENTRIES {
+            cache.insert(key, key);
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for &key in &keys {
+                    black_box(cache.get(black_box(&key)));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, get_hit, get_hit_threads, get_hit_expiry);
 criterion_main!(benches);

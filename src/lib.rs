@@ -60,6 +60,7 @@ mod cache;
 mod climber;
 mod clock;
 mod error;
+mod expiry;
 mod flight;
 mod hash;
 #[cfg(feature = "tokio")]
@@ -84,6 +85,7 @@ pub use cache::{Op, TtlCache};
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, LoadError};
+pub use expiry::Expiry;
 pub use lazy::{AsyncLazy, AsyncLazyBuilder};
 #[cfg(feature = "tokio")]
 pub use loading::LoadingCache;

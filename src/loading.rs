@@ -126,6 +126,7 @@ where
                     refresh_after: None,
                     clock: settings.clock.clone(),
                     listener: None,
+                    expiry: None,
                     hasher: RandomState::new(),
                     #[cfg(feature = "redis")]
                     coherent: None,

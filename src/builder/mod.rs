@@ -23,6 +23,7 @@ use crate::{
     cache::{TtlCache, Weigher},
     clock::{Clock, TimeSource},
     error::BuildError,
+    expiry::Expiry,
     removal::{Listener, RemovalCause},
 };
 
@@ -52,6 +53,7 @@ pub struct CacheBuilder<K, V, S = RandomState, L = Plain> {
     shards: Option<usize>,
     clock: TimeSource,
     listener: Option<Listener<K, V>>,
+    expiry: Option<Box<dyn Expiry<K, V>>>,
     hasher: S,
     kind: L,
     #[cfg(feature = "redis")]
@@ -73,6 +75,7 @@ impl<K, V> CacheBuilder<K, V> {
             shards: None,
             clock: TimeSource::default(),
             listener: None,
+            expiry: None,
             hasher: RandomState::new(),
             kind: Plain,
             #[cfg(feature = "redis")]
@@ -257,6 +260,48 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
         self
     }
 
+    /// Each entry's time to live, chosen from its key and value by `expiry` (see [`Expiry`]):
+    /// for writes that would otherwise take [`time_to_live`](Self::time_to_live), which stays
+    /// the time to live of entries for which `expiry` answers `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ttlcache::{Expiry, ManualClock, TtlCache};
+    ///
+    /// /// An HTTP response lives its `max-age`; one without lives the cache's minute.
+    /// struct MaxAge;
+    ///
+    /// impl Expiry<String, (Option<u64>, String)> for MaxAge {
+    ///     fn expire_after_create(
+    ///         &self,
+    ///         _url: &String,
+    ///         (max_age, _body): &(Option<u64>, String),
+    ///         _now: Instant,
+    ///     ) -> Option<Duration> {
+    ///         max_age.map(Duration::from_secs)
+    ///     }
+    /// }
+    ///
+    /// let clock = ManualClock::new();
+    /// let responses = TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .expire_after(MaxAge)
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// responses.insert("/a".to_string(), (Some(5), "a".to_string()));
+    /// responses.insert("/b".to_string(), (None, "b".to_string()));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(responses.get("/a").is_none());
+    /// assert!(responses.get("/b").is_some());
+    /// ```
+    pub fn expire_after(mut self, expiry: impl Expiry<K, V>) -> Self {
+        self.expiry = Some(Box::new(expiry));
+        self
+    }
+
     /// The hasher that picks shards and buckets; by default [`RandomState`].
     ///
     /// # Examples
@@ -286,6 +331,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             shards: self.shards,
             clock: self.clock,
             listener: self.listener,
+            expiry: self.expiry,
             hasher,
             kind,
             #[cfg(feature = "redis")]
@@ -341,6 +387,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             refresh_after: None,
             clock: self.clock,
             listener: self.listener,
+            expiry: self.expiry,
             hasher: self.hasher,
             #[cfg(feature = "redis")]
             coherent: self.coherent,
@@ -407,6 +454,7 @@ impl<K, V, S: fmt::Debug, L: fmt::Debug> fmt::Debug for CacheBuilder<K, V, S, L>
             .field("shards", &self.shards)
             .field("clock", &self.clock)
             .field("eviction_listener", &self.listener.is_some())
+            .field("expire_after", &self.expiry.is_some())
             .field("hasher", &self.hasher)
             .field("kind", &self.kind)
             .finish()

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::{
-    cache::Weigher, clock::TimeSource, error::BuildError, removal::Listener, sync::parallelism,
+    Expiry, cache::Weigher, clock::TimeSource, error::BuildError, removal::Listener,
+    sync::parallelism,
 };
 
 /// The most shards a cache may have.
@@ -24,6 +25,7 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) refresh_after: Option<Duration>,
     pub(crate) clock: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) expiry: Option<Box<dyn Expiry<K, V>>>,
     pub(crate) hasher: S,
     /// The replicas' coherence the cache takes part in.
     #[cfg(feature = "redis")]

@@ -12,7 +12,7 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use super::TtlCache;
+use super::{Lifetime, TtlCache};
 use crate::{clock::Now, shard::Write};
 
 /// What [`TtlCache::compute`] does with the key, as its closure decides.
@@ -158,7 +158,7 @@ where
                     key,
                     time_to_live: self.inner.time_to_live,
                 };
-                let stored = self.store(&mut shard, write, &now, &mut removals);
+                let stored = self.store(&mut shard, write, Lifetime::Cache, &now, &mut removals);
                 drop(shard);
                 Applied::Put {
                     stored: stored.stored(),

@@ -11,7 +11,7 @@ use std::{
 #[cfg(feature = "tokio")]
 use std::borrow::Borrow;
 
-use super::TtlCache;
+use super::{Lifetime, TtlCache};
 use crate::{
     clock::Now,
     flight::{self, Answer, Flight, Found, Landing, Led, Outcome},
@@ -359,7 +359,7 @@ where
                     value: value.clone(),
                     time_to_live: cache.inner.time_to_live,
                 };
-                let stored = cache.store(&mut shard, write, &now, &mut removals);
+                let stored = cache.store(&mut shard, write, Lifetime::Cache, &now, &mut removals);
                 drop(shard);
                 drop(stored);
             }

@@ -43,13 +43,24 @@ pub(crate) use load::Refresh;
 use crate::{
     builder::{CacheBuilder, Settings},
     climber::Climber,
-    clock::{Now, Timeline},
+    clock::{Now, Tick, Timeline},
+    expiry::Expiries,
     hash,
     removal::{Listener, Removals},
-    shard::{Freshness, Shard, Write},
+    shard::{Freshness, Shard, Timed, Write},
     stats::Counters,
     sync::{Arc, Mutex, RwLock},
 };
+
+/// Which time to live a write takes ([`TtlCache::store`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifetime {
+    /// The cache's: its [`Expiry`](crate::Expiry)'s choice if it has one, else the
+    /// `time_to_live` the write carries (the cache's setting).
+    Cache,
+    /// The one the write carries, as given (`insert_with_ttl`).
+    Given,
+}
 
 /// What became of a write ([`TtlCache::store`]).
 #[must_use = "a write handed back is dropped after the lock"]
@@ -106,6 +117,7 @@ struct Inner<K, V, S> {
     max_capacity: Option<u64>,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
+    expiry: Option<Expiries<K, V>>,
     counters: Counters,
     climber: Mutex<Climber>,
     /// The replicas' coherence this cache takes part in (`coherent.rs`).
@@ -127,6 +139,10 @@ where
     /// [`join_coherence`](Self::join_coherence).
     pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Result<Self, crate::BuildError> {
         let count = settings.shards as u64;
+        let counts = match settings.expiry {
+            Some(_) => Timed::All,
+            None => Timed::Finite,
+        };
         let shards = (0..count)
             .map(|index| {
                 // Split the capacity so that the shards' shares add up to it exactly.
@@ -138,6 +154,7 @@ where
                     settings.weigher.is_some(),
                     settings.time_to_idle,
                     settings.refresh_after,
+                    counts,
                 );
                 CachePadded::new(RwLock::new(shard))
             })
@@ -151,6 +168,7 @@ where
                 max_capacity: settings.max_capacity,
                 weigher: settings.weigher,
                 listener: settings.listener,
+                expiry: settings.expiry.map(Expiries::new),
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
                 #[cfg(feature = "redis")]
@@ -242,7 +260,9 @@ where
         &self.inner.timeline
     }
 
-    /// Stores an entry in a locked shard, counts the write, and lets the policy adapt.
+    /// Stores an entry in a locked shard, counts the write, and lets the policy adapt. With
+    /// [`Lifetime::Cache`], the cache's [`Expiry`](crate::Expiry) (if any) chooses its time
+    /// to live here, under the lock, where the entry it may replace is known.
     ///
     /// A coherent cache that may not store now (its replicas' coherence is unhealthy and it
     /// bypasses, rule 3 of `redis/mod.rs`) removes the key's entry instead and hands the
@@ -250,7 +270,8 @@ where
     fn store(
         &self,
         shard: &mut Shard<K, V>,
-        write: Write<K, V>,
+        mut write: Write<K, V>,
+        lifetime: Lifetime,
         now: &Now<'_>,
         removals: &mut Removals<'_, K, V>,
     ) -> Stored<K, V> {
@@ -260,6 +281,15 @@ where
                 removals.push(key, value, cause);
             }
             return Stored::HandedBack(write);
+        }
+        if let (Lifetime::Cache, Some(expiry)) = (lifetime, &self.inner.expiry) {
+            let remaining = shard
+                .written_deadline_of(write.hash, &write.key, now)
+                .map(|deadline| remaining(deadline, now.get()));
+            let instant = self.inner.timeline.instant(now.get());
+            if let Some(chosen) = expiry.on_write(&write.key, &write.value, instant, remaining) {
+                write.time_to_live = Some(chosen);
+            }
         }
         let stored = shard.insert(write, now, removals);
         self.inner.counters.insert();
@@ -336,11 +366,18 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = Now::lazy(&self.inner.timeline);
-        let read = self
-            .shard(hash)
-            .read()
-            .get(hash, key, &now)
-            .map(|(value, freshness)| (value.clone(), freshness));
+        let shard = self.shard(hash).read();
+        let found = match &self.inner.expiry {
+            Some(expiry) if expiry.reads() => {
+                shard.get_and_reexpire(hash, key, &now, |key, value, deadline| {
+                    let instant = self.inner.timeline.instant(now.get());
+                    expiry.on_read(key, value, instant, remaining(deadline, now.get()))
+                })
+            }
+            _ => shard.get(hash, key, &now),
+        };
+        let read = found.map(|(value, freshness)| (value.clone(), freshness));
+        drop(shard);
         if read.is_some() {
             self.inner.counters.hit();
         }
@@ -410,7 +447,7 @@ where
     /// assert_eq!(cache.get(&1), Some("uno"));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.write(key, value, self.inner.time_to_live);
+        self.write(key, value, self.inner.time_to_live, Lifetime::Cache);
     }
 
     /// Stores `value` for `key` with its own time to live, instead of the cache's.
@@ -430,10 +467,10 @@ where
     /// assert_eq!(cache.get("otp"), None);
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, time_to_live: Duration) {
-        self.write(key, value, Some(time_to_live));
+        self.write(key, value, Some(time_to_live), Lifetime::Given);
     }
 
-    fn write(&self, key: K, value: V, time_to_live: Option<Duration>) {
+    fn write(&self, key: K, value: V, time_to_live: Option<Duration>, lifetime: Lifetime) {
         let hash = self.hash(&key);
         let write = Write {
             hash,
@@ -445,7 +482,7 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         let mut shard = self.shard(hash).write();
-        let stored = self.store(&mut shard, write, &now, &mut removals);
+        let stored = self.store(&mut shard, write, lifetime, &now, &mut removals);
         drop(shard);
         drop(stored);
     }
@@ -485,6 +522,15 @@ where
         }
         // Reported before the copy is made, so a panicking `clone` loses no report.
         Some(removals.push(key, value, cause).clone())
+    }
+}
+
+/// The time from `now` to `deadline`: `Duration::MAX` for never.
+fn remaining(deadline: Tick, now: Tick) -> Duration {
+    if deadline.is_never() {
+        Duration::MAX
+    } else {
+        deadline.since(now)
     }
 }
 

@@ -135,6 +135,13 @@ impl Timeline {
         Tick(nanos.min(u64::MAX - 1))
     }
 
+    /// The instant of `tick` on the cache's clock, for code of the user's that takes
+    /// instants ([`Expiry`](crate::Expiry)).
+    pub(crate) fn instant(&self, tick: Tick) -> Instant {
+        let since_epoch = Duration::from_nanos(tick.0);
+        self.epoch.checked_add(since_epoch).unwrap_or(self.epoch)
+    }
+
     /// The wall-clock time now, by the cache's clock ([`Clock::wall_now`]).
     #[cfg(feature = "serde")]
     pub(crate) fn wall_now(&self) -> SystemTime {

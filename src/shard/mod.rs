@@ -50,7 +50,7 @@ use crate::{
     flight::{Flight, Found, Loads},
     policy::{Node, Policy, SlotIndex},
     removal::{RemovalCause, Removals},
-    sync::{Arc, AtomicU64},
+    sync::{Arc, AtomicU64, Ordering},
 };
 
 /// Whether a live entry is due for a background reload: past its refresh time
@@ -69,6 +69,16 @@ pub(crate) struct Write<K, V> {
     pub(crate) weight: u32,
     /// How long it lives from now (before any time to idle); `None`: forever.
     pub(crate) time_to_live: Option<Duration>,
+}
+
+/// Which entries a shard counts in `timed`, the entries its writes look at for expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timed {
+    /// Those with a finite deadline: a read never moves a deadline from or to never.
+    Finite,
+    /// All: an [`Expiry`](crate::Expiry)'s reads may move any deadline, under the read lock,
+    /// where the count cannot follow.
+    All,
 }
 
 /// Slots an insert examines for expired entries.
@@ -104,8 +114,10 @@ pub(crate) struct Shard<K, V> {
     weighted_size: u64,
     time_to_idle: Option<Duration>,
     refresh_after: Option<Duration>,
-    /// Entries whose deadline is not never: while there are none, writes skip expiry work.
+    /// Entries whose deadline is not never (all entries, with [`Timed::All`]): while there
+    /// are none, writes skip expiry work.
     timed: usize,
+    counts: Timed,
     expiry_cursor: usize,
 }
 
@@ -117,6 +129,7 @@ impl<K, V> Shard<K, V> {
         weighted: bool,
         time_to_idle: Option<Duration>,
         refresh_after: Option<Duration>,
+        counts: Timed,
     ) -> Self {
         Self {
             table: HashTable::new(),
@@ -133,6 +146,7 @@ impl<K, V> Shard<K, V> {
             time_to_idle,
             refresh_after,
             timed: 0,
+            counts,
             expiry_cursor: 0,
         }
     }
@@ -143,6 +157,12 @@ impl<K, V> Shard<K, V> {
 
     pub(crate) fn weighted_size(&self) -> u64 {
         self.weighted_size
+    }
+
+    /// Whether an entry with this deadline counts in `timed`.
+    #[inline]
+    fn is_timed(&self, expires_at: Tick) -> bool {
+        self.counts == Timed::All || !expires_at.is_never()
     }
 }
 
@@ -177,10 +197,30 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let slot = self.slots.get(index);
         slot.node.touch();
         if let Some(time_to_idle) = self.time_to_idle {
-            let written_deadline = self.slots.written_deadlines.get(index);
+            let written_deadline = self.slots.written_deadlines.deadline(index);
             slot.extend_idle(now.get().after(time_to_idle), written_deadline);
         }
         &slot.value
+    }
+
+    /// When the entry in slot `index`'s time to live ends (a time to idle aside), or never.
+    #[inline]
+    fn written_deadline(&self, index: SlotIndex) -> Tick {
+        match self.time_to_idle {
+            Some(_) => self.slots.written_deadlines.deadline(index),
+            None => self.slots.get(index).expires_at(),
+        }
+    }
+
+    /// When the key's live entry's time to live ends (a time to idle aside), or never;
+    /// `None` if it has no live entry.
+    pub(crate) fn written_deadline_of<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<Tick>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let index = self.live(hash, key, now)?;
+        Some(self.written_deadline(index))
     }
 
     /// The key's value if it is live, recording the read (a hit), and whether it is due for
@@ -192,12 +232,52 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let index = self.live(hash, key, now)?;
+        Some(self.hit(index, now))
+    }
+
+    /// As [`get`](Self::get), and then asks `on_read` (an [`Expiry`](crate::Expiry)'s) for a
+    /// new time to live, given the entry and when its time to live ends now. Only for shards
+    /// that count [`Timed::All`].
+    #[inline]
+    pub(crate) fn get_and_reexpire<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        on_read: impl FnOnce(&K, &V, Tick) -> Option<Duration>,
+    ) -> Option<(&V, Freshness)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        debug_assert_eq!(self.counts, Timed::All);
+        let index = self.live(hash, key, now)?;
+        let hit = self.hit(index, now);
+        let slot = self.slots.get(index);
+        if let Some(time_to_live) = on_read(&slot.key, &slot.value, self.written_deadline(index)) {
+            let written = now.get().after(time_to_live);
+            let expires_at = match self.time_to_idle {
+                Some(time_to_idle) => {
+                    self.slots.written_deadlines.store(index, written);
+                    written.min(now.get().after(time_to_idle))
+                }
+                None => written,
+            };
+            slot.expires_at
+                .store(expires_at.to_raw(), Ordering::Relaxed);
+        }
+        Some(hit)
+    }
+
+    /// The live entry in slot `index`, read (a hit), and whether it is due for a refresh.
+    #[inline]
+    fn hit(&self, index: SlotIndex, now: &Now<'_>) -> (&V, Freshness) {
         let freshness = if self.slots.refresh_times.get(index).is_reached(now) {
             Freshness::DueForRefresh
         } else {
             Freshness::Fresh
         };
-        Some((self.read(index, now), freshness))
+        (self.read(index, now), freshness)
     }
 
     /// A live entry's value, recording nothing.
@@ -302,7 +382,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
         };
         self.weighted_size += u64::from(weight);
-        if !expires_at.is_never() {
+        if self.is_timed(expires_at) {
             self.timed += 1;
         }
         self.policy.admit(&mut self.slots, index);
@@ -572,7 +652,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let expected = self.slots.expected;
         self.slots
             .written_deadlines
-            .set(index, deadlines.written, expected);
+            .set_deadline(index, deadlines.written, expected);
         self.slots
             .refresh_times
             .set(index, deadlines.refreshes_at, expected);
@@ -580,14 +660,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let slot = self.slots.slots[index as usize]
             .as_mut()
             .expect("an indexed slot is occupied");
-        let was_timed = !slot.expires_at().is_never();
+        let old_expires_at = slot.expires_at();
         slot.expires_at = AtomicU64::new(expires_at.to_raw());
         slot.node.touch();
         let old = (
             mem::replace(&mut slot.key, key),
             mem::replace(&mut slot.value, value),
         );
-        match (was_timed, !expires_at.is_never()) {
+        match (self.is_timed(old_expires_at), self.is_timed(expires_at)) {
             (false, true) => self.timed += 1,
             (true, false) => self.timed -= 1,
             _ => {}
@@ -601,7 +681,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.policy.remove(&mut self.slots, index);
         self.weighted_size -= u64::from(self.slots.weights.get(index));
         let slot = self.slots.take(index);
-        if !slot.expires_at().is_never() {
+        if self.is_timed(slot.expires_at()) {
             self.timed -= 1;
         }
         slot

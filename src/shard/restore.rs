@@ -34,13 +34,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 if slot.is_expired(now) {
                     return None;
                 }
-                let (written_deadline, idle_deadline) = match self.time_to_idle {
-                    Some(_) => (
-                        self.slots.written_deadlines.get(index),
-                        Some(slot.expires_at()),
-                    ),
-                    None => (slot.expires_at(), None),
-                };
+                let idle_deadline = self.time_to_idle.map(|_| slot.expires_at());
+                let written_deadline = self.written_deadline(index);
                 Some((&slot.key, &slot.value, written_deadline, idle_deadline))
             })
     }

@@ -60,8 +60,9 @@ impl<K, V> Slot<K, V> {
 pub(super) struct Slots<K, V> {
     pub(super) slots: Vec<Option<Slot<K, V>>>,
     /// With a time to idle: the deadline each slot's last write set, its time plus its time to
-    /// live, or never.
-    pub(super) written_deadlines: Column<Tick>,
+    /// live, or never, as raw ticks: an [`Expiry`](crate::Expiry)'s reads move it under the
+    /// read lock.
+    pub(super) written_deadlines: Column<AtomicU64>,
     /// With `refresh_after`: when a read of each slot should start a reload.
     pub(super) refresh_times: Column<Tick>,
     /// With a weigher: each slot's weight (1 without one).
@@ -79,7 +80,7 @@ pub(super) struct Column<T> {
     absent: T,
 }
 
-impl<T: Copy> Column<T> {
+impl<T> Column<T> {
     pub(super) fn kept(keep: bool, absent: T) -> Self {
         Self {
             values: keep.then(Vec::new),
@@ -88,10 +89,10 @@ impl<T: Copy> Column<T> {
     }
 
     #[inline]
-    pub(super) fn get(&self, index: SlotIndex) -> T {
+    fn value(&self, index: SlotIndex) -> &T {
         self.values
             .as_ref()
-            .map_or(self.absent, |values| values[index as usize])
+            .map_or(&self.absent, |values| &values[index as usize])
     }
 
     /// Forgets every slot's value, and the memory they took.
@@ -108,6 +109,36 @@ impl<T: Copy> Column<T> {
                 None => push_within(values, value, expected),
             }
         }
+    }
+}
+
+impl<T: Copy> Column<T> {
+    #[inline]
+    pub(super) fn get(&self, index: SlotIndex) -> T {
+        *self.value(index)
+    }
+}
+
+/// A column of deadlines that reads may move.
+impl Column<AtomicU64> {
+    pub(super) fn deadlines(keep: bool) -> Self {
+        Self::kept(keep, AtomicU64::new(Tick::NEVER.to_raw()))
+    }
+
+    #[inline]
+    pub(super) fn deadline(&self, index: SlotIndex) -> Tick {
+        Tick::from_raw(self.value(index).load(Ordering::Relaxed))
+    }
+
+    /// Moves slot `index`'s deadline, if the column is kept.
+    pub(super) fn store(&self, index: SlotIndex, deadline: Tick) {
+        if let Some(values) = &self.values {
+            values[index as usize].store(deadline.to_raw(), Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn set_deadline(&mut self, index: SlotIndex, deadline: Tick, expected: usize) {
+        self.set(index, AtomicU64::new(deadline.to_raw()), expected);
     }
 }
 
@@ -147,7 +178,7 @@ impl<K, V> Slots<K, V> {
     ) -> Self {
         Self {
             slots: Vec::new(),
-            written_deadlines: Column::kept(time_to_idle, Tick::NEVER),
+            written_deadlines: Column::deadlines(time_to_idle),
             refresh_times: Column::kept(refresh_after, Tick::NEVER),
             weights: Column::kept(weighted, 1),
             vacant: Vec::new(),
@@ -182,7 +213,7 @@ impl<K, V> Slots<K, V> {
             }
         };
         self.written_deadlines
-            .set(index, deadlines.written, self.expected);
+            .set_deadline(index, deadlines.written, self.expected);
         self.refresh_times
             .set(index, deadlines.refreshes_at, self.expected);
         debug_assert!(self.weights.values.is_some() || weight == 1);

@@ -31,7 +31,7 @@ impl Harness {
         let listener: Listener<u64, u64> =
             Box::new(move |key, value, cause| sink.lock().unwrap().push((key, value, cause)));
         Self {
-            shard: Shard::new(capacity, true, time_to_idle, None),
+            shard: Shard::new(capacity, true, time_to_idle, None, Timed::Finite),
             timeline: Timeline::new(TimeSource::of(clock.clone())),
             clock,
             hasher: RandomState::new(),
@@ -96,7 +96,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 Some(index)
             );
             weight += u64::from(self.slots.weights.get(index));
-            timed += usize::from(!slot.expires_at().is_never());
+            timed += usize::from(self.is_timed(slot.expires_at()));
         }
         assert_eq!(self.weighted_size, weight);
         assert!(self.weighted_size <= self.capacity);
