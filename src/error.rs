@@ -48,6 +48,14 @@ pub enum BuildError {
     },
     /// `max_concurrent_loads` was zero: no load could ever run.
     ZeroConcurrentLoads,
+    /// `max_batch_size` was zero: no batch could hold a key.
+    ZeroBatchSize,
+    /// A setting of a batch loader (`batch_window`, `max_batch_size`) was given to
+    /// `build_loading`, whose loader takes one key at a time: use `build_batch_loading`.
+    NotBatchLoading {
+        /// The setting given.
+        setting: &'static str,
+    },
     /// A coherent cache's name was empty or held a `:`, which separates it from the key in
     /// marker keys (feature `redis`).
     InvalidCoherentName {
@@ -102,6 +110,11 @@ impl fmt::Display for BuildError {
             BuildError::ZeroConcurrentLoads => {
                 write!(f, "`max_concurrent_loads` must be at least 1, got 0")
             }
+            BuildError::ZeroBatchSize => write!(f, "`max_batch_size` must be at least 1, got 0"),
+            BuildError::NotBatchLoading { setting } => write!(
+                f,
+                "`{setting}` is a setting of a batch loader: build with `build_batch_loading`"
+            ),
             BuildError::InvalidCoherentName { name } => write!(
                 f,
                 "a coherent cache's name must be non-empty and hold no `:`, got {name:?}"
@@ -151,6 +164,9 @@ pub enum LoadError<E> {
     Panicked,
     /// The loader took longer than `load_timeout`.
     TimedOut,
+    /// A batch loader's map had no value for the key
+    /// ([`build_batch_loading`](crate::CacheBuilder::build_batch_loading)).
+    NotFound,
 }
 
 impl<E> Clone for LoadError<E> {
@@ -159,6 +175,7 @@ impl<E> Clone for LoadError<E> {
             LoadError::Failed(error) => LoadError::Failed(Arc::clone(error)),
             LoadError::Panicked => LoadError::Panicked,
             LoadError::TimedOut => LoadError::TimedOut,
+            LoadError::NotFound => LoadError::NotFound,
         }
     }
 }
@@ -168,7 +185,8 @@ impl<E: PartialEq> PartialEq for LoadError<E> {
         match (self, other) {
             (LoadError::Failed(a), LoadError::Failed(b)) => a == b,
             (LoadError::Panicked, LoadError::Panicked)
-            | (LoadError::TimedOut, LoadError::TimedOut) => true,
+            | (LoadError::TimedOut, LoadError::TimedOut)
+            | (LoadError::NotFound, LoadError::NotFound) => true,
             _ => false,
         }
     }
@@ -180,6 +198,7 @@ impl<E: fmt::Debug> fmt::Debug for LoadError<E> {
             LoadError::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
             LoadError::Panicked => f.write_str("Panicked"),
             LoadError::TimedOut => f.write_str("TimedOut"),
+            LoadError::NotFound => f.write_str("NotFound"),
         }
     }
 }
@@ -190,6 +209,7 @@ impl<E: fmt::Display> fmt::Display for LoadError<E> {
             LoadError::Failed(error) => write!(f, "the load failed: {error}"),
             LoadError::Panicked => f.write_str("the loader panicked"),
             LoadError::TimedOut => f.write_str("the load timed out"),
+            LoadError::NotFound => f.write_str("the batch loader found no value for the key"),
         }
     }
 }
@@ -198,7 +218,7 @@ impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoadError::Failed(error) => Some(&**error),
-            LoadError::Panicked | LoadError::TimedOut => None,
+            LoadError::Panicked | LoadError::TimedOut | LoadError::NotFound => None,
         }
     }
 }

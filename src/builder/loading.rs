@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use super::{CacheBuilder, Plain};
 #[cfg(feature = "tokio")]
-use super::{Durations, Timer, check_durations, tokio_runtime};
+use super::{Durations, Settings, Timer, check_durations, tokio_runtime};
 #[cfg(feature = "tokio")]
-use crate::error::BuildError;
+use crate::{error::BuildError, loading::Loader};
 
 /// The state of a [`CacheBuilder`] given a setting that only a
 /// [`LoadingCache`](crate::LoadingCache) honours (`refresh_after`, `load_timeout`,
@@ -36,7 +36,21 @@ pub struct Loading {
     pub(crate) load_timeout: Option<Duration>,
     pub(crate) max_concurrent_loads: Option<usize>,
     pub(crate) error_ttl: Option<Duration>,
+    pub(crate) batch_window: Option<Duration>,
+    pub(crate) max_batch_size: Option<usize>,
 }
+
+/// A loading cache's settings, checked, and the runtime its loads run on.
+#[cfg(feature = "tokio")]
+struct CheckedLoading<K, V, S> {
+    settings: Settings<K, V, S>,
+    loading: Loading,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The most keys a batch loader gets in one call, unless `max_batch_size` says otherwise.
+#[cfg(feature = "tokio")]
+const DEFAULT_MAX_BATCH_SIZE: usize = 1_000;
 
 /// The states of a [`CacheBuilder`]: [`Plain`] and [`Loading`]. Sealed.
 pub trait Kind: sealed::Sealed {
@@ -134,6 +148,35 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
         self.loading(|loading| loading.error_ttl = Some(error_ttl))
     }
 
+    /// For a batch loader ([`build_batch_loading`](Self::build_batch_loading)): how long a
+    /// batch gathers keys after its first, before its loader call. By default a batch gathers
+    /// until the next tick of the runtime, as DataLoader does: the keys asked for by the tasks
+    /// that are ready to run when the first key joins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder()
+    ///     .batch_window(std::time::Duration::from_millis(2));
+    /// # drop(builder);
+    /// ```
+    pub fn batch_window(self, batch_window: Duration) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.batch_window = Some(batch_window))
+    }
+
+    /// For a batch loader ([`build_batch_loading`](Self::build_batch_loading)): the most keys
+    /// one loader call gets; a batch that reaches it is loaded at once. Default 1,000.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ttlcache::TtlCache::<u32, u32>::builder().max_batch_size(100);
+    /// # drop(builder);
+    /// ```
+    pub fn max_batch_size(self, max_batch_size: usize) -> CacheBuilder<K, V, S, Loading> {
+        self.loading(|loading| loading.max_batch_size = Some(max_batch_size))
+    }
+
     /// The same settings in the loading state, with `set` applied to its loading settings.
     fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, Loading> {
         self.map(|hasher, kind| {
@@ -187,7 +230,112 @@ where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<V, E>> + Send + 'static,
     {
-        let runtime = tokio_runtime("build_loading", Timer::NotNeeded)?;
+        let CheckedLoading {
+            settings,
+            loading,
+            runtime,
+        } = self.checked_loading("build_loading")?;
+        let batch_settings = [
+            ("batch_window", loading.batch_window.is_some()),
+            ("max_batch_size", loading.max_batch_size.is_some()),
+        ];
+        if let Some(&(setting, _)) = batch_settings.iter().find(|(_, given)| *given) {
+            return Err(BuildError::NotBatchLoading { setting });
+        }
+        crate::LoadingCache::new(settings, loading, runtime, Loader::single(loader))
+    }
+
+    /// Builds a [`LoadingCache`](crate::LoadingCache) whose `loader` takes many keys at once
+    /// (a SQL `WHERE id = ANY($1)`, a multi-get), the DataLoader pattern: concurrent `get`s of
+    /// missing keys, [`get_all`](crate::LoadingCache::get_all)s and refreshes are gathered
+    /// for [`batch_window`](Self::batch_window) into calls of at most
+    /// [`max_batch_size`](Self::max_batch_size) keys.
+    ///
+    /// Each key stays single-flighted against every other `get`, `get_all` and refresh of
+    /// it, and a batch runs in a task of its own, so no caller's cancellation cancels or
+    /// stalls a batch that others wait on. A key the loader's map leaves out is
+    /// [`LoadError::NotFound`](crate::LoadError::NotFound) for its callers (not cached, unless
+    /// `error_ttl`); a failed batch fails each of its keys with the same `Arc<E>`.
+    /// `load_timeout` limits each loader call, `max_concurrent_loads` counts batches, and
+    /// stats count each batch as one load. (A loader that asks the cache for a key of its own
+    /// batch waits for itself, until `load_timeout`.)
+    ///
+    /// # Errors
+    ///
+    /// As [`build_loading`](Self::build_loading), and [`BuildError::ZeroBatchSize`], and
+    /// [`BuildError::ZeroDuration`] for a zero `batch_window`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::collections::HashMap;
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    ///
+    /// let queries = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&queries);
+    /// let users = ttlcache::TtlCache::builder()
+    ///     .build_batch_loading(move |ids: Vec<u64>| {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///         async move {
+    ///             // `SELECT id, name FROM users WHERE id = ANY($1)`, in a real service.
+    ///             Ok::<_, String>(ids.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>())
+    ///         }
+    ///     })
+    ///     .unwrap();
+    /// // Ten concurrent requests, one query.
+    /// let names = futures_join((0..10).map(|id| {
+    ///     let users = users.clone();
+    ///     async move { users.get(&id).await.unwrap() }
+    /// })).await;
+    /// assert_eq!(names[3], "user 3");
+    /// assert_eq!(queries.load(Ordering::Relaxed), 1);
+    /// # }
+    /// # async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(
+    /// #     futures: impl Iterator<Item = F>,
+    /// # ) -> Vec<String> {
+    /// #     let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    /// #     let mut out = Vec::new();
+    /// #     for handle in handles { out.push(handle.await.unwrap()); }
+    /// #     out
+    /// # }
+    /// ```
+    pub fn build_batch_loading<E, F, Fut>(
+        self,
+        loader: F,
+    ) -> Result<crate::LoadingCache<K, V, E, S>, BuildError>
+    where
+        E: Send + Sync + 'static,
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<std::collections::HashMap<K, V>, E>>
+            + Send
+            + 'static,
+    {
+        let CheckedLoading {
+            settings,
+            loading,
+            runtime,
+        } = self.checked_loading("build_batch_loading")?;
+        check_durations(Durations {
+            nonzero: &[("batch_window", loading.batch_window)],
+            refresh_after: None,
+            time_to_live: None,
+        })?;
+        let max_batch_size = loading.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
+        if max_batch_size == 0 {
+            return Err(BuildError::ZeroBatchSize);
+        }
+        if loading.batch_window.is_some() {
+            tokio_runtime("batch_window", Timer::Needed)?;
+        }
+        let loader = Loader::batch(loader, loading.batch_window, max_batch_size);
+        crate::LoadingCache::new(settings, loading, runtime, loader)
+    }
+
+    /// Checks the settings every loading cache has; `build` names the builder method.
+    fn checked_loading(self, build: &'static str) -> Result<CheckedLoading<K, V, S>, BuildError> {
+        let runtime = tokio_runtime(build, Timer::NotNeeded)?;
         let time_to_live = self.time_to_live;
         let (mut settings, kind) = self.checked()?;
         let loading = kind.into_loading();
@@ -208,6 +356,10 @@ where
             tokio_runtime("load_timeout", Timer::Needed)?;
         }
         settings.refresh_after = loading.refresh_after;
-        crate::LoadingCache::new(settings, loading, runtime, loader)
+        Ok(CheckedLoading {
+            settings,
+            loading,
+            runtime,
+        })
     }
 }

@@ -282,7 +282,10 @@ where
 
     /// `load`, with the time it took counted in the stats as a load that succeeded or failed.
     /// The clock is read exactly (`Timeline::precise_now`): the ticker's steps are too coarse.
-    pub(crate) async fn timed<X>(&self, load: impl Future<Output = Result<V, X>>) -> Result<V, X> {
+    pub(crate) async fn timed<T, X>(
+        &self,
+        load: impl Future<Output = Result<T, X>>,
+    ) -> Result<T, X> {
         let timeline = &self.inner.timeline;
         let started = timeline.precise_now();
         let result = load.await;

@@ -27,9 +27,16 @@
 //! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
 //!    a fair (first come, first served) semaphore before it calls the loader. (A loader that
 //!    awaits another load of the same cache while all permits are taken waits forever.)
+//! 6. A batch loader's leaders gather into batches instead of calling a loader each:
+//!    `batch.rs`.
+
+mod batch;
+
+pub(crate) use batch::{Gathering, Joined};
 
 use std::{
     borrow::Borrow,
+    collections::{HashMap, HashSet},
     fmt,
     future::Future,
     hash::{BuildHasher, Hash, RandomState},
@@ -38,20 +45,71 @@ use std::{
     time::Duration,
 };
 
-use tokio::{runtime::Handle, sync::Semaphore};
+use batch::{BatchFuture, Batcher};
+use tokio::{
+    runtime::Handle,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 
 use crate::{
     TtlCache,
     builder::{Loading, Settings},
     cache::{KeyLeader, Refresh},
     error::LoadError,
-    flight::{self, Answer, Led, Run, catch_panic},
+    flight::{self, Answer, Found, Led, Run, catch_panic},
     shard::Freshness,
     sync::{AtomicBool, Ordering},
 };
 
 /// A boxed loader future.
 type LoadFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
+
+/// A load this cache leads, with its key's hash and the key.
+type Lead<K, V, S> = (KeyLeader<K, V, S>, u64, K);
+
+/// What lands a key's load with the outcome of its batch, and answers with what its callers
+/// get: its leader, behind a closure. Dropped unrun, it abandons the load.
+type Lander<V, E> = Box<
+    dyn FnOnce(
+            Result<V, LoadError<E>>,
+        )
+            -> Pin<Box<dyn Future<Output = Result<V, std::sync::Arc<LoadError<E>>>> + Send>>
+        + Send,
+>;
+
+/// What a batch gathers: a key and its load's lander.
+type Gathered<K, V, E> = (K, Lander<V, E>);
+
+/// How the cache loads: a key at a time, or in batches (`batch.rs`).
+pub(crate) enum Loader<K, V, E> {
+    Single(Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>),
+    Batch(Batcher<K, V, E, Gathered<K, V, E>>),
+}
+
+impl<K, V, E> Loader<K, V, E> {
+    /// A loader of one key at a time.
+    pub(crate) fn single<F, Fut>(loader: F) -> Self
+    where
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        Self::Single(Box::new(move |key| Box::pin(loader(key))))
+    }
+
+    /// A loader of batches of at most `max_batch_size` keys, gathered for `window` (`None`:
+    /// one yield to the runtime).
+    pub(crate) fn batch<F, Fut>(loader: F, window: Option<Duration>, max_batch_size: usize) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<HashMap<K, V>, E>> + Send + 'static,
+    {
+        Self::Batch(Batcher {
+            load: Box::new(move |keys| -> BatchFuture<K, V, E> { Box::pin(loader(keys)) }),
+            window,
+            gathering: Gathering::new(max_batch_size),
+        })
+    }
+}
 
 /// A cache that loads missing values with a loader bound at build time, coalescing concurrent
 /// loads of a key into one, and refreshing entries in the background before they expire.
@@ -88,7 +146,7 @@ pub struct LoadingCache<K, V, E, S = RandomState> {
 }
 
 struct Shared<K, V, E> {
-    loader: Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>,
+    loader: Loader<K, V, E>,
     load_timeout: Option<Duration>,
     permits: Option<Arc<Semaphore>>,
     /// Failures remembered for `error_ttl` (rule 4).
@@ -103,16 +161,12 @@ where
     E: Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    pub(crate) fn new<F, Fut>(
+    pub(crate) fn new(
         settings: Settings<K, V, S>,
         options: Loading,
         runtime: Handle,
-        loader: F,
-    ) -> Result<Self, crate::BuildError>
-    where
-        F: Fn(K) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<V, E>> + Send + 'static,
-    {
+        loader: Loader<K, V, E>,
+    ) -> Result<Self, crate::BuildError> {
         let errors = options
             .error_ttl
             .filter(|ttl| !ttl.is_zero())
@@ -136,7 +190,7 @@ where
         Ok(Self {
             cache: TtlCache::from_settings(settings)?,
             shared: Arc::new(Shared {
-                loader: Box::new(move |key| Box::pin(loader(key))),
+                loader,
                 load_timeout: options.load_timeout,
                 permits: options.max_concurrent_loads.map(|permits| {
                     // Past tokio's limit there is no limit to keep.
@@ -196,19 +250,103 @@ where
         if let Some(error) = self.remembered_error(key) {
             return Err(error);
         }
-        let key = key.to_owned();
+        self.load(hash, key.to_owned()).await
+    }
+
+    /// The values of `keys`: the cache's live ones, and loads of the others, started
+    /// together so that a batch loader gets them in as few calls as `max_batch_size` allows
+    /// (otherwise they run as concurrent single loads).
+    ///
+    /// A key the batch loader's map leaves out ([`LoadError::NotFound`]) is left out of the
+    /// returned map, as Caffeine's `getAll` does. Each key is single-flighted with every other
+    /// `get` and `get_all` of it; hits and refreshes are as for [`get`](Self::get).
+    ///
+    /// # Errors
+    ///
+    /// The first error of a key's load other than `NotFound`, as [`get`](Self::get) returns
+    /// it (or a remembered failure, with `error_ttl`). The other loads go on and are stored.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get): every load runs in a task of its own (or of its batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::collections::HashMap;
+    ///
+    /// let users = ttlcache::TtlCache::builder()
+    ///     .build_batch_loading(|ids: Vec<u64>| async move {
+    ///         // One `SELECT ... WHERE id = ANY($1)`, in a real service; id 0 does not exist.
+    ///         Ok::<_, String>(
+    ///             ids.into_iter().filter(|&id| id != 0).map(|id| (id, format!("user {id}"))).collect(),
+    ///         )
+    ///     })
+    ///     .unwrap();
+    /// users.cache().insert(1, "Ada".to_string());
+    /// let found: HashMap<u64, String> = users.get_all([0, 1, 2]).await.unwrap();
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found[&1], "Ada");
+    /// assert_eq!(found[&2], "user 2");
+    /// # }
+    /// ```
+    pub async fn get_all(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<HashMap<K, V>, LoadError<E>> {
+        let keys: HashSet<K> = keys.into_iter().collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for key in keys {
+            let hash = self.cache.hash(&key);
+            if let Some(value) = self.read(hash, &key) {
+                found.insert(key, value);
+                continue;
+            }
+            self.cache.record_miss();
+            match self.remembered_error(&key) {
+                None => missing.push((hash, key)),
+                Some(LoadError::NotFound) => {}
+                Some(error) => return Err(error),
+            }
+        }
+        let leads: Vec<Lead<K, V, S>> = missing
+            .iter()
+            .filter_map(
+                |(hash, key)| match self.cache.start(*hash, &mut Some(key.clone())) {
+                    Found::Lead(leader) => Some((leader, *hash, key.clone())),
+                    Found::Value(_) | Found::Join(_) => None,
+                },
+            )
+            .collect();
+        self.launch(leads);
+        // Every load runs already: waiting for them one by one takes as long as the slowest.
+        for (hash, key) in missing {
+            match self.load(hash, key.clone()).await {
+                Ok(value) => drop(found.insert(key, value)),
+                Err(LoadError::NotFound) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The value of a missing key: joins its load, or leads one.
+    async fn load(&self, hash: u64, key: K) -> Result<V, LoadError<E>> {
         let answer = flight::join_or_lead(
             || self.cache.start(hash, &mut Some(key.clone())),
             |leader, run| match run {
                 Run::Anywhere => {
-                    self.spawn(leader, hash, key.clone());
+                    self.launch(vec![(leader, hash, key.clone())]);
                     Led::Spawned
                 }
                 Run::Here => Led::Here(self.run(leader, hash, key.clone())),
             },
         )
         .await;
-        // A value found now, after the miss counted above, is another caller's fresh load.
+        // A value found now, after the miss counted, is another caller's fresh load.
         if let Answer::Found(value) = answer {
             return Ok(value);
         }
@@ -424,7 +562,7 @@ where
     /// Starts a background reload (see [`Refresh`]).
     fn start_refresh(&self, hash: u64, key: K, refresh: Refresh) {
         if let Some(leader) = self.cache.start_refresh(hash, key.clone(), refresh) {
-            self.spawn(leader, hash, key);
+            self.launch(vec![(leader, hash, key)]);
         }
     }
 
@@ -437,48 +575,154 @@ where
         remembered.is_confirmed().then(|| remembered.error.clone())
     }
 
-    /// Runs the load as a task on the caller's runtime, or outside one, on the runtime the
-    /// cache was built in.
-    fn spawn(&self, leader: KeyLeader<K, V, S>, hash: u64, key: K) {
-        let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
-        let this = self.clone();
-        drop(runtime.spawn(async move {
-            // The outcome reaches the callers through the flight.
-            let _ = this.run(leader, hash, key).await;
-        }));
+    /// Runs loads this cache leads in the background: each as a task, or, with a batch
+    /// loader, in the batches they join (`batch.rs`).
+    fn launch(&self, leads: Vec<Lead<K, V, S>>) {
+        let Loader::Batch(batcher) = &self.shared.loader else {
+            for (leader, hash, key) in leads {
+                let this = self.clone();
+                self.spawn(async move {
+                    // The outcome reaches the callers through the flight.
+                    let _ = this.run(leader, hash, key).await;
+                });
+            }
+            return;
+        };
+        if leads.is_empty() {
+            return;
+        }
+        let gathered = leads.into_iter().map(|(leader, hash, key)| {
+            let lander = self.lander(leader, hash, &key);
+            (key, lander)
+        });
+        let Joined { full, dispatch } = batcher.gathering.join(gathered);
+        for batch in full {
+            let this = self.clone();
+            self.spawn(async move { drop(this.run_batch(batch).await) });
+        }
+        if let Some(generation) = dispatch {
+            let window = batcher.window;
+            let dispatcher = Dispatcher {
+                cache: self.clone(),
+                generation,
+            };
+            self.spawn(async move {
+                match window {
+                    Some(window) => tokio::time::sleep(window).await,
+                    None => tokio::task::yield_now().await,
+                }
+                let batch = dispatcher.take();
+                drop(dispatcher.cache.run_batch(batch).await);
+            });
+        }
     }
 
-    /// Runs one load: waits for a permit, calls the loader within the timeout, catches a
-    /// panic, remembers a failure (with `error_ttl`, rule 4), then stores and shares the
-    /// outcome.
+    /// Spawns `task` on the caller's runtime, or outside one, on the runtime the cache was
+    /// built in.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
+        drop(runtime.spawn(task));
+    }
+
+    /// Runs one load in the call: with a batch loader, as a batch of one key.
     async fn run(
         &self,
         leader: KeyLeader<K, V, S>,
         hash: u64,
         key: K,
     ) -> Result<V, std::sync::Arc<LoadError<E>>> {
-        let _permit = match &self.shared.permits {
-            Some(permits) => Some(
-                Arc::clone(permits)
-                    .acquire_owned()
-                    .await
-                    .expect("the load semaphore is never closed"),
-            ),
-            None => None,
+        let loader = match &self.shared.loader {
+            Loader::Single(loader) => loader,
+            Loader::Batch(_) => {
+                let batch = vec![(key.clone(), self.lander(leader, hash, &key))];
+                let mut results = self.run_batch(batch).await;
+                return results.pop().expect("a batch of one key has one result");
+            }
         };
-        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
+        let _permit = self.permit().await;
         let flight = crate::sync::Arc::clone(leader.flight());
         let load = async {
-            let result = self.cache.timed(self.call_loader(key)).await;
-            if let (Some(errors), Some(key)) = (&self.shared.errors, remembered_as) {
-                match &result {
-                    Ok(_) => drop(errors.remove(&key)),
-                    Err(error) => self.remember(errors, key, error, hash, &flight),
-                }
-            }
+            let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
+            let result = self
+                .cache
+                .timed(self.guarded(async move { loader(key).await }))
+                .await;
+            self.remember_outcome(remembered_as, &result, hash, &flight);
             result
         };
         leader.run(load).await
+    }
+
+    /// Runs a batch (rule 3 of `batch.rs`): one loader call for its keys, whose outcome
+    /// settles each of its leaders; their results, in order.
+    async fn run_batch(
+        &self,
+        batch: Vec<Gathered<K, V, E>>,
+    ) -> Vec<Result<V, std::sync::Arc<LoadError<E>>>> {
+        let Loader::Batch(batcher) = &self.shared.loader else {
+            unreachable!("only a batch loader gathers batches");
+        };
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let loaded = {
+            let _permit = self.permit().await;
+            let mut seen = HashSet::with_capacity(batch.len());
+            let keys: Vec<K> = batch
+                .iter()
+                .filter(|(key, _)| seen.insert(key))
+                .map(|(key, _)| key.clone())
+                .collect();
+            let load = async move { (batcher.load)(keys).await };
+            self.cache.timed(self.guarded(load)).await
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        for (key, land) in batch {
+            let result = match &loaded {
+                Ok(values) => values.get(&key).cloned().ok_or(LoadError::NotFound),
+                Err(error) => Err(error.clone()),
+            };
+            results.push(land(result).await);
+        }
+        results
+    }
+
+    /// The lander of a load that a batch runs: it remembers a failure (rule 4), then lands
+    /// and settles the load.
+    fn lander(&self, leader: KeyLeader<K, V, S>, hash: u64, key: &K) -> Lander<V, E> {
+        let this = self.clone();
+        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
+        Box::new(move |result| {
+            Box::pin(async move {
+                let flight = crate::sync::Arc::clone(leader.flight());
+                this.remember_outcome(remembered_as, &result, hash, &flight);
+                leader.run(async { result }).await
+            })
+        })
+    }
+
+    /// A permit of `max_concurrent_loads`, once one is free (rule 5).
+    async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        let permits = self.shared.permits.as_ref()?;
+        let permit = Arc::clone(permits).acquire_owned().await;
+        Some(permit.expect("the load semaphore is never closed"))
+    }
+
+    /// With `error_ttl` (rule 4): forgets the key's remembered failure after a success,
+    /// remembers a failure.
+    fn remember_outcome(
+        &self,
+        key: Option<K>,
+        result: &Result<V, LoadError<E>>,
+        hash: u64,
+        flight: &crate::sync::Arc<crate::flight::Flight<V>>,
+    ) {
+        if let (Some(errors), Some(key)) = (&self.shared.errors, key) {
+            match result {
+                Ok(_) => drop(errors.remove(&key)),
+                Err(error) => self.remember(errors, key, error, hash, flight),
+            }
+        }
     }
 
     /// Remembers a failure for `error_ttl` (rule 4): put in the memory of failures while no
@@ -502,10 +746,12 @@ where
         self.cache.while_pending(hash, flight, || failure.confirm());
     }
 
-    /// Calls the loader within `load_timeout`, turning a panic into [`LoadError::Panicked`],
-    /// whether it comes from the loader's call or from its future.
-    async fn call_loader(&self, key: K) -> Result<V, LoadError<E>> {
-        let load = async move { (self.shared.loader)(key).await };
+    /// Runs `load` (a loader's call and its future) within `load_timeout`, turning a panic
+    /// into [`LoadError::Panicked`], whether it comes from the loader's call or its future.
+    async fn guarded<T>(
+        &self,
+        load: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, LoadError<E>> {
         let limited = async {
             match self.shared.load_timeout {
                 Some(limit) => tokio::time::timeout(limit, load).await.ok(),
@@ -518,6 +764,30 @@ where
             Ok(None) => Err(LoadError::TimedOut),
             Err(()) => Err(LoadError::Panicked),
         }
+    }
+}
+
+/// The task that takes a gathering batch when its window closes. If its runtime drops it
+/// unrun, it takes the batch all the same and drops its leaders, so that their waiters start
+/// over instead of waiting for a batch no task holds (rule 2 of `batch.rs`).
+struct Dispatcher<K, V, E, S> {
+    cache: LoadingCache<K, V, E, S>,
+    generation: u64,
+}
+
+impl<K, V, E, S> Dispatcher<K, V, E, S> {
+    /// The batch, if no one took it yet.
+    fn take(&self) -> Vec<Gathered<K, V, E>> {
+        match &self.cache.shared.loader {
+            Loader::Batch(batcher) => batcher.gathering.take(self.generation),
+            Loader::Single(_) => Vec::new(),
+        }
+    }
+}
+
+impl<K, V, E, S> Drop for Dispatcher<K, V, E, S> {
+    fn drop(&mut self) {
+        drop(self.take());
     }
 }
 

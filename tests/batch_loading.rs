@@ -1,0 +1,367 @@
+//! `build_batch_loading` and `get_all`: many keys, one loader call (the DataLoader pattern).
+
+use std::{
+    collections::HashMap,
+    hash::RandomState,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::{advance, sleep};
+use ttlcache::{
+    BuildError, CacheBuilder, LoadError, LoadingCache, TokioClock, TtlCache, builder::Kind,
+};
+
+/// The keys of each loader call, sorted, in call order.
+#[derive(Clone, Default)]
+struct Calls(Arc<Mutex<Vec<Vec<u64>>>>);
+
+impl Calls {
+    fn record(&self, keys: &[u64]) {
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        self.0.lock().unwrap().push(keys);
+    }
+
+    fn taken(&self) -> Vec<Vec<u64>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+type Users = LoadingCache<u64, String, String>;
+
+/// A batch loader that finds every key but 0, after `delay`.
+fn users<L: Kind>(
+    calls: &Calls,
+    delay: Duration,
+    configure: impl FnOnce(CacheBuilder<u64, String>) -> CacheBuilder<u64, String, RandomState, L>,
+) -> Users {
+    let calls = calls.clone();
+    configure(TtlCache::builder().clock(TokioClock))
+        .build_batch_loading(move |ids: Vec<u64>| {
+            calls.record(&ids);
+            async move {
+                sleep(delay).await;
+                Ok(ids
+                    .into_iter()
+                    .filter(|&id| id != 0)
+                    .map(|id| (id, format!("user {id}")))
+                    .collect::<HashMap<_, _>>())
+            }
+        })
+        .unwrap()
+}
+
+/// Spawns a `get` of each key, as concurrent requests do.
+fn spawn_gets(
+    cache: &Users,
+    keys: impl IntoIterator<Item = u64>,
+) -> Vec<tokio::task::JoinHandle<Result<String, LoadError<String>>>> {
+    keys.into_iter()
+        .map(|key| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(&key).await })
+        })
+        .collect()
+}
+
+async fn results(
+    handles: Vec<tokio::task::JoinHandle<Result<String, LoadError<String>>>>,
+) -> Vec<Result<String, LoadError<String>>> {
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_gets_of_missing_keys_make_one_loader_call() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(10), |b| b);
+    // A thousand requests for a hundred users.
+    let handles = spawn_gets(&cache, (0..1_000).map(|i| 1 + i % 100));
+    for (i, result) in results(handles).await.into_iter().enumerate() {
+        assert_eq!(result, Ok(format!("user {}", 1 + i % 100)));
+    }
+    assert_eq!(calls.taken(), [(1..=100).collect::<Vec<_>>()]);
+    assert_eq!(cache.cache().len(), 100);
+    assert_eq!(
+        cache.cache().stats().load_successes,
+        1,
+        "a batch is one load"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_hold_at_most_max_batch_size_keys() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(10), |b| b.max_batch_size(100));
+    let found = cache.get_all(1..=250).await.unwrap();
+    assert_eq!(found.len(), 250);
+    let sizes: Vec<usize> = calls.taken().iter().map(Vec::len).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 250);
+    assert_eq!(sizes.len(), 3, "as few calls as the size allows: {sizes:?}");
+    assert!(sizes.iter().all(|&size| size <= 100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_all_returns_hits_and_loads_only_the_misses_in_one_call() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(10), |b| b);
+    for id in 1..=90 {
+        cache.cache().insert(id, format!("cached {id}"));
+    }
+    let found = cache.get_all(1..=100).await.unwrap();
+    assert_eq!(found.len(), 100);
+    assert_eq!(found[&5], "cached 5");
+    assert_eq!(found[&95], "user 95");
+    assert_eq!(calls.taken(), [(91..=100).collect::<Vec<_>>()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_all_with_a_single_key_loader_runs_concurrent_single_loads() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&loads);
+    let cache = TtlCache::builder()
+        .clock(TokioClock)
+        .build_loading(move |id: u64| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                sleep(Duration::from_secs(1)).await;
+                Ok::<_, String>(id * 2)
+            }
+        })
+        .unwrap();
+    cache.cache().insert(1, 100);
+    let start = tokio::time::Instant::now();
+    let found = cache.get_all([1, 2, 3, 3]).await.unwrap();
+    assert_eq!(found, HashMap::from([(1, 100), (2, 4), (3, 6)]));
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "concurrently");
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_key_is_single_flighted_across_get_get_all_and_batches() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(100), |b| b);
+    let first = spawn_gets(&cache, [1, 2]);
+    // Let the first batch start loading, then ask for its keys again, and one more.
+    sleep(Duration::from_millis(50)).await;
+    let again = cache.get_all([1, 2, 3]).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(results(first).await.iter().all(Result::is_ok));
+    assert_eq!(
+        calls.taken(),
+        [vec![1, 2], vec![3]],
+        "keys 1 and 2 joined the running batch"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_caller_neither_cancels_nor_stalls_the_batch() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(100), |b| b);
+    let cancelled = spawn_gets(&cache, [1]);
+    let waiting = spawn_gets(&cache, [1, 2]);
+    sleep(Duration::from_millis(10)).await;
+    cancelled[0].abort();
+    // A caller dropped before its batch was even taken.
+    let dropped = cache.get(&3);
+    drop(dropped);
+    let also_dropped = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get(&4).await })
+    };
+    tokio::task::yield_now().await;
+    also_dropped.abort();
+    assert!(results(waiting).await.iter().all(Result::is_ok));
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        cache.get_if_present(&1).as_deref(),
+        Some("user 1"),
+        "the cancelled caller's key was stored"
+    );
+    assert_eq!(cache.get_if_present(&4).as_deref(), Some("user 4"));
+    assert_eq!(calls.taken(), [vec![1, 2], vec![4]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_the_loader_leaves_out_is_not_found_and_not_cached() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::ZERO, |b| b);
+    assert_eq!(cache.get(&0).await, Err(LoadError::NotFound));
+    assert_eq!(cache.get(&0).await, Err(LoadError::NotFound));
+    assert_eq!(calls.taken().len(), 2, "not cached: loaded again");
+    let found = cache.get_all([0, 1]).await.unwrap();
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        [&1],
+        "left out of get_all"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_error_ttl_not_found_is_remembered() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::ZERO, |b| {
+        b.error_ttl(Duration::from_secs(5))
+    });
+    assert_eq!(cache.get(&0).await, Err(LoadError::NotFound));
+    assert_eq!(cache.get(&0).await, Err(LoadError::NotFound));
+    assert!(cache.get_all([0]).await.unwrap().is_empty());
+    assert_eq!(calls.taken().len(), 1, "remembered for error_ttl");
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(cache.get(&0).await, Err(LoadError::NotFound));
+    assert_eq!(calls.taken().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_batch_fails_each_key_with_the_same_error() {
+    let cache: LoadingCache<u64, u64, String> = TtlCache::builder()
+        .build_batch_loading(|_ids: Vec<u64>| async { Err("database down".to_string()) })
+        .unwrap();
+    let handles: Vec<_> = (1..=3)
+        .map(|key| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(&key).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for handle in handles {
+        match handle.await.unwrap() {
+            Err(LoadError::Failed(error)) => errors.push(error),
+            other => panic!("expected the batch's failure, got {other:?}"),
+        }
+    }
+    assert_eq!(*errors[0], "database down");
+    assert!(errors.iter().all(|error| Arc::ptr_eq(error, &errors[0])));
+    match cache.get_all([1, 2]).await {
+        Err(LoadError::Failed(error)) => assert_eq!(*error, "database down"),
+        other => panic!("expected the batch's failure from get_all, got {other:?}"),
+    }
+    assert!(cache.cache().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn load_timeout_limits_each_batch() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_secs(10), |b| {
+        b.load_timeout(Duration::from_secs(1))
+    });
+    let results = results(spawn_gets(&cache, [1, 2])).await;
+    assert_eq!(
+        results,
+        [Err(LoadError::TimedOut), Err(LoadError::TimedOut)]
+    );
+    assert_eq!(calls.taken(), [vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_concurrent_loads_counts_batches() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (running_in, most_in) = (Arc::clone(&running), Arc::clone(&most));
+    let cache = TtlCache::builder()
+        .max_batch_size(2)
+        .max_concurrent_loads(1)
+        .build_batch_loading(move |ids: Vec<u64>| {
+            let (running, most) = (Arc::clone(&running_in), Arc::clone(&most_in));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                sleep(Duration::from_millis(10)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(
+                    ids.into_iter()
+                        .map(|id| (id, id))
+                        .collect::<HashMap<_, _>>(),
+                )
+            }
+        })
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    assert_eq!(cache.get_all(1..=6).await.unwrap().len(), 6);
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one batch at a time");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(30),
+        "three batches in turn"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refreshes_of_a_batch_loaded_cache_are_batched() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(10), |b| {
+        b.time_to_live(Duration::from_secs(60))
+            .refresh_after(Duration::from_secs(5))
+    });
+    cache.get_all([1, 2, 3]).await.unwrap();
+    advance(Duration::from_secs(6)).await;
+    for key in [1, 2, 3] {
+        assert!(cache.get(&key).await.is_ok(), "stale values at once");
+    }
+    sleep(Duration::from_millis(50)).await;
+    assert_eq!(calls.taken(), [vec![1, 2, 3], vec![1, 2, 3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_window_gathers_keys_asked_for_within_it() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::ZERO, |b| {
+        b.batch_window(Duration::from_millis(10))
+    });
+    let early = spawn_gets(&cache, [1]);
+    sleep(Duration::from_millis(5)).await;
+    let late = spawn_gets(&cache, [2]);
+    sleep(Duration::from_millis(20)).await;
+    let after = spawn_gets(&cache, [3]);
+    for handles in [early, late, after] {
+        assert!(results(handles).await.iter().all(Result::is_ok));
+    }
+    assert_eq!(calls.taken(), [vec![1, 2], vec![3]]);
+}
+
+#[tokio::test]
+async fn batch_settings_are_checked() {
+    let batch = |ids: Vec<u64>| async move {
+        Ok::<_, String>(
+            ids.into_iter()
+                .map(|id| (id, id))
+                .collect::<HashMap<_, _>>(),
+        )
+    };
+    let error = TtlCache::<u64, u64>::builder()
+        .max_batch_size(0)
+        .build_batch_loading(batch)
+        .unwrap_err();
+    assert_eq!(error, BuildError::ZeroBatchSize);
+    assert_eq!(
+        error.to_string(),
+        "`max_batch_size` must be at least 1, got 0"
+    );
+    assert_eq!(
+        TtlCache::<u64, u64>::builder()
+            .batch_window(Duration::ZERO)
+            .build_batch_loading(batch)
+            .unwrap_err(),
+        BuildError::ZeroDuration {
+            setting: "batch_window"
+        }
+    );
+    let error = TtlCache::<u64, u64>::builder()
+        .batch_window(Duration::from_millis(1))
+        .build_loading(|id: u64| async move { Ok::<_, String>(id) })
+        .unwrap_err();
+    assert_eq!(
+        error,
+        BuildError::NotBatchLoading {
+            setting: "batch_window"
+        }
+    );
+    assert!(error.to_string().contains("build_batch_loading"));
+}
