@@ -25,6 +25,9 @@ cargo run --quiet --all-features --example warm_restart > /dev/null
 step "replicas example (three replicas on a redis-server of its own; fails on a stale read)"
 cargo run --quiet --all-features --example replicas > /dev/null
 
+step "dataloader example (fails unless batching turns 100 queries into 1)"
+cargo run --quiet --all-features --example dataloader > /dev/null
+
 step "benches compile (they are run by hand: see BENCHMARKS.md)"
 cargo bench --all-features --no-run
 
