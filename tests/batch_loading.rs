@@ -365,3 +365,15 @@ async fn batch_settings_are_checked() {
     );
     assert!(error.to_string().contains("build_batch_loading"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_many_threads_every_key_is_loaded_once_in_some_batch() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(5), |b| b.max_batch_size(16));
+    let results = results(spawn_gets(&cache, (0..2_000).map(|i| 1 + i % 200))).await;
+    assert!(results.iter().all(Result::is_ok));
+    let mut loaded: Vec<u64> = calls.taken().into_iter().flatten().collect();
+    assert!(calls.taken().iter().all(|batch| batch.len() <= 16));
+    loaded.sort_unstable();
+    assert_eq!(loaded, (1..=200).collect::<Vec<_>>(), "each key once");
+}
