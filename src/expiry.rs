@@ -177,19 +177,14 @@ thread_local! {
     static READ_NOT_OVERRIDDEN: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A cache's [`Expiry`], and whether its hits still ask it.
+/// A cache's [`Expiry`].
 pub(crate) struct Expiries<K, V> {
     expiry: Box<dyn Expiry<K, V>>,
-    /// Until a hit learns that `expire_after_read` is the default.
-    reads: AtomicBool,
 }
 
 impl<K: 'static, V: 'static> Expiries<K, V> {
     pub(crate) fn new(expiry: Box<dyn Expiry<K, V>>) -> Self {
-        Self {
-            expiry,
-            reads: AtomicBool::new(true),
-        }
+        Self { expiry }
     }
 
     /// The time to live of a write, new (`remaining` is `None`) or over a live entry.
@@ -206,24 +201,20 @@ impl<K: 'static, V: 'static> Expiries<K, V> {
         }
     }
 
-    /// Whether hits are to call [`on_read`](Self::on_read).
-    #[inline]
-    pub(crate) fn reads(&self) -> bool {
-        self.reads.load(Ordering::Relaxed)
-    }
-
-    /// The new time to live a hit gives its entry, if any.
+    /// The new time to live a hit gives its entry, if any. Turns `reads` (whether the
+    /// cache's hits ask) off if `expire_after_read` turns out to be the default.
     pub(crate) fn on_read(
         &self,
         key: &K,
         value: &V,
         now: Instant,
         remaining: Duration,
+        reads: &AtomicBool,
     ) -> Option<Duration> {
         READ_NOT_OVERRIDDEN.set(false);
         let time_to_live = self.expiry.expire_after_read(key, value, now, remaining);
         if READ_NOT_OVERRIDDEN.get() {
-            self.reads.store(false, Ordering::Relaxed);
+            reads.store(false, Ordering::Relaxed);
         }
         time_to_live
     }

@@ -6,8 +6,9 @@
 //!
 //! Rules:
 //! 1. A hit takes one shard's read lock and writes only atomics: the entry's policy mark (once),
-//!    its idle deadline (with a time to idle), and this thread's stats stripe. Never a write
-//!    lock, never a lock shared by all shards.
+//!    its idle deadline (with a time to idle), its deadlines (with an `Expiry` that overrides
+//!    `expire_after_read`, asked out of line: `expiry.rs`), and this thread's stats stripe.
+//!    Never a write lock, never a lock shared by all shards.
 //! 2. A write takes one shard's write lock. What it removes is reported and dropped after the
 //!    lock is released (`removal.rs`). The weigher runs before the lock for `insert`, and under
 //!    it when a loaded value is stored (the leader's key is in the shard by then) and for
@@ -46,10 +47,11 @@ use crate::{
     clock::{Now, Tick, Timeline},
     expiry::Expiries,
     hash,
+    policy::SlotIndex,
     removal::{Listener, Removals},
     shard::{Freshness, Shard, Timed, Write},
     stats::Counters,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, AtomicBool, Mutex, Ordering, RwLock},
 };
 
 /// Which time to live a write takes ([`TtlCache::store`]).
@@ -118,6 +120,9 @@ struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     expiry: Option<Expiries<K, V>>,
+    /// Whether hits ask the `Expiry`: it has one, and no hit has yet found its
+    /// `expire_after_read` to be the default (`expiry.rs`). One load on the hit path.
+    reads_expire: AtomicBool,
     counters: Counters,
     climber: Mutex<Climber>,
     /// The replicas' coherence this cache takes part in (`coherent.rs`).
@@ -168,6 +173,7 @@ where
                 max_capacity: settings.max_capacity,
                 weigher: settings.weigher,
                 listener: settings.listener,
+                reads_expire: AtomicBool::new(settings.expiry.is_some()),
                 expiry: settings.expiry.map(Expiries::new),
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
@@ -367,21 +373,32 @@ where
     {
         let now = Now::lazy(&self.inner.timeline);
         let shard = self.shard(hash).read();
-        let found = match &self.inner.expiry {
-            Some(expiry) if expiry.reads() => {
-                shard.get_and_reexpire(hash, key, &now, |key, value, deadline| {
-                    let instant = self.inner.timeline.instant(now.get());
-                    expiry.on_read(key, value, instant, remaining(deadline, now.get()))
-                })
-            }
-            _ => shard.get(hash, key, &now),
-        };
-        let read = found.map(|(value, freshness)| (value.clone(), freshness));
-        drop(shard);
-        if read.is_some() {
-            self.inner.counters.hit();
+        let index = shard.live(hash, key, &now)?;
+        let (value, freshness) = shard.hit(index, &now);
+        if self.inner.reads_expire.load(Ordering::Relaxed) {
+            self.reexpire(&shard, index, &now);
         }
-        read
+        let read = (value.clone(), freshness);
+        drop(shard);
+        self.inner.counters.hit();
+        Some(read)
+    }
+
+    /// Asks the cache's [`Expiry`](crate::Expiry) for a new time to live for the entry a
+    /// hit just read: out of line, so that the hit path of other caches stays short.
+    #[cold]
+    #[inline(never)]
+    fn reexpire(&self, shard: &Shard<K, V>, index: SlotIndex, now: &Now<'_>) {
+        let expiry = self
+            .inner
+            .expiry
+            .as_ref()
+            .expect("only a cache with an Expiry");
+        shard.reexpire(index, now, |key, value, deadline| {
+            let instant = self.inner.timeline.instant(now.get());
+            let remaining = remaining(deadline, now.get());
+            expiry.on_read(key, value, instant, remaining, &self.inner.reads_expire)
+        });
     }
 
     /// The value for `key` if it is live, without counting the read anywhere.

@@ -9,7 +9,7 @@
 //!
 //! Rules:
 //! 1. `&self` methods run under the shard's read lock. They change nothing but atomics: an
-//!    entry's policy mark and, with a time to idle, its deadline.
+//!    entry's policy mark and, with a time to idle or an `Expiry`'s reads, its deadlines.
 //! 2. After every `&mut self` method returns, `weighted_size <= capacity`.
 //! 3. An entry is live while the clock is before its deadline. Reads treat expired entries as
 //!    absent; writes remove them: each insert examines at most [`EXPIRY_WORK`] slots, moving a
@@ -182,7 +182,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// The slot index of the key's entry, if it is live.
     #[inline]
-    fn live<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<SlotIndex>
+    pub(crate) fn live<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<SlotIndex>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -223,36 +223,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Some(self.written_deadline(index))
     }
 
-    /// The key's value if it is live, recording the read (a hit), and whether it is due for
-    /// a refresh (never, in a shard without `refresh_after`).
-    #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(&V, Freshness)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let index = self.live(hash, key, now)?;
-        Some(self.hit(index, now))
-    }
-
-    /// As [`get`](Self::get), and then asks `on_read` (an [`Expiry`](crate::Expiry)'s) for a
-    /// new time to live, given the entry and when its time to live ends now. Only for shards
-    /// that count [`Timed::All`].
-    #[inline]
-    pub(crate) fn get_and_reexpire<Q>(
+    /// Asks `on_read` (an [`Expiry`](crate::Expiry)'s) for a new time to live of the live
+    /// entry in slot `index`, given the entry and when its time to live ends now. Only for
+    /// shards that count [`Timed::All`].
+    pub(crate) fn reexpire(
         &self,
-        hash: u64,
-        key: &Q,
+        index: SlotIndex,
         now: &Now<'_>,
         on_read: impl FnOnce(&K, &V, Tick) -> Option<Duration>,
-    ) -> Option<(&V, Freshness)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
+    ) {
         debug_assert_eq!(self.counts, Timed::All);
-        let index = self.live(hash, key, now)?;
-        let hit = self.hit(index, now);
         let slot = self.slots.get(index);
         if let Some(time_to_live) = on_read(&slot.key, &slot.value, self.written_deadline(index)) {
             let written = now.get().after(time_to_live);
@@ -266,12 +246,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             slot.expires_at
                 .store(expires_at.to_raw(), Ordering::Relaxed);
         }
-        Some(hit)
     }
 
     /// The live entry in slot `index`, read (a hit), and whether it is due for a refresh.
     #[inline]
-    fn hit(&self, index: SlotIndex, now: &Now<'_>) -> (&V, Freshness) {
+    pub(crate) fn hit(&self, index: SlotIndex, now: &Now<'_>) -> (&V, Freshness) {
         let freshness = if self.slots.refresh_times.get(index).is_reached(now) {
             Freshness::DueForRefresh
         } else {

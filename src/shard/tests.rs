@@ -65,9 +65,8 @@ impl Harness {
 
     fn get(&self, key: u64) -> Option<u64> {
         let now = Now::lazy(&self.timeline);
-        self.shard
-            .get(self.hasher.hash_one(key), &key, &now)
-            .map(|(value, _)| *value)
+        let index = self.shard.live(self.hasher.hash_one(key), &key, &now)?;
+        Some(*self.shard.hit(index, &now).0)
     }
 
     fn removed(&self) -> Vec<(u64, RemovalCause)> {

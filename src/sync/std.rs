@@ -8,7 +8,7 @@ use std::{
     task::{Context, Poll, Wake, Waker},
 };
 
-// Not every build uses every primitive (`AtomicBool` serves the `tokio` feature only).
+// Not every build uses every primitive.
 #[allow(unused_imports)]
 pub(crate) use std::{
     sync::{
