@@ -377,3 +377,39 @@ async fn on_many_threads_every_key_is_loaded_once_in_some_batch() {
     loaded.sort_unstable();
     assert_eq!(loaded, (1..=200).collect::<Vec<_>>(), "each key once");
 }
+
+#[test]
+fn a_batch_whose_runtime_shuts_down_before_it_runs_leaves_no_caller_waiting() {
+    let home = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    let cache = home.block_on(async { users(&calls, Duration::ZERO, |b| b) });
+    // A caller on a runtime that shuts down with the batch's task queued, unrun.
+    let doomed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut abandoned = Box::pin(cache.get(&1));
+    doomed.block_on(std::future::poll_fn(|cx| {
+        assert!(
+            abandoned.as_mut().poll(cx).is_pending(),
+            "it waits on its batch"
+        );
+        std::task::Poll::Ready(())
+    }));
+    drop(doomed);
+    drop(abandoned);
+    let next =
+        home.block_on(async { tokio::time::timeout(Duration::from_secs(5), cache.get(&1)).await });
+    assert_eq!(
+        next.expect("the next caller is not left waiting on the dropped batch"),
+        Ok("user 1".to_string())
+    );
+    assert_eq!(
+        calls.taken(),
+        [vec![1]],
+        "the dropped batch never called the loader"
+    );
+}
