@@ -20,8 +20,9 @@ use crate::sync::{AtomicBool, Ordering};
 /// [`insert`](crate::TtlCache::insert), the `get_or_*` loads, a
 /// [`LoadingCache`](crate::LoadingCache)'s loads and refreshes, and
 /// [`compute`](crate::TtlCache::compute)'s `Put`. [`insert_with_ttl`](crate::TtlCache::insert_with_ttl)
-/// wins over it for its write. A `time_to_idle` still applies on top: an entry expires at the
-/// earlier of the two deadlines. A duration too large for the clock means never.
+/// wins over it for its write, and entries restored from a snapshot keep the deadlines they
+/// were saved with. A `time_to_idle` still applies on top: an entry expires at the earlier of
+/// the two deadlines. A duration too large for the clock means never.
 ///
 /// Override only the methods you need; a cache whose `Expiry` does not override
 /// `expire_after_read` pays nothing for it on a hit (it notices on the first hit and stops

@@ -80,8 +80,8 @@ mod sealed {
 impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// For a [`LoadingCache`](crate::LoadingCache): an entry older than this (since its write)
     /// is reloaded in the background when it is read, while readers keep getting the current
-    /// value. The reloaded value gets the cache's `time_to_live` afresh. Must be shorter than
-    /// `time_to_live`.
+    /// value. The reloaded value gets the cache's `time_to_live` afresh (or what its
+    /// [`Expiry`](crate::Expiry) chooses). Must be shorter than `time_to_live`.
     ///
     /// # Examples
     ///

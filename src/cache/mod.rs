@@ -444,7 +444,8 @@ where
         self.shard(hash).read().peek(hash, key, &now).is_some()
     }
 
-    /// Stores `value` for `key` with the cache's time to live, replacing any entry for it.
+    /// Stores `value` for `key` with the cache's time to live (or the one its
+    /// [`Expiry`](crate::Expiry) chooses), replacing any entry for it.
     ///
     /// A replaced live entry is reported as [`RemovalCause::Replaced`]. If the cache is full,
     /// the policy evicts entries ([`RemovalCause::Size`]) until the new one fits; an entry
@@ -467,7 +468,8 @@ where
         self.write(key, value, self.inner.time_to_live, Lifetime::Cache);
     }
 
-    /// Stores `value` for `key` with its own time to live, instead of the cache's.
+    /// Stores `value` for `key` with its own time to live, instead of the cache's (and
+    /// instead of what its [`Expiry`](crate::Expiry) would choose).
     ///
     /// `Duration::MAX` means the entry never expires (a time to idle still applies).
     ///
