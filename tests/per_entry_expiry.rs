@@ -295,3 +295,27 @@ async fn a_loading_caches_loads_and_refreshes_live_as_long_as_their_values_say()
     assert_eq!(cache.cache().peek(&1), None, "and no further");
     assert_eq!(loads.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_panicking_expiry_changes_nothing_and_leaves_the_cache_usable() {
+    struct Panics;
+
+    impl Expiry<u64, Ttl> for Panics {
+        fn expire_after_create(&self, key: &u64, value: &Ttl, _: Instant) -> Option<Duration> {
+            assert!(*key != 13, "unlucky");
+            lives(*value)
+        }
+    }
+
+    let clock = ManualClock::new();
+    let cache = cache_with(&clock, None, Panics);
+    cache.insert(1, Ttl(Some(5)));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.insert(13, Ttl(Some(5)));
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(cache.get(&13), None);
+    assert_eq!(cache.get(&1), Some(Ttl(Some(5))));
+    cache.insert(2, Ttl(Some(5)));
+    assert_eq!(cache.len(), 2);
+}

@@ -7,8 +7,8 @@
 //! Rules:
 //! 1. Locks never report poisoning. The crate's own code does not panic while it holds a lock;
 //!    the user code that runs under one (`Hash`, `Eq` and `Clone` of keys and values,
-//!    `Clock::now`, the weigher, `retain`'s predicate) can unwind only from points where the
-//!    shard is consistent, so a poisoned lock carries no information and is taken anyway.
+//!    `Clock::now`, the weigher, an `Expiry`, `retain`'s predicate) can unwind only from
+//!    points where the shard is consistent, so a poisoned lock carries no information and is taken anyway.
 //! 2. Everything that waits, waits through [`block_on`] or a lock from here, so loom sees it.
 //! 3. What has no loom counterpart (a thread's number, the machine's parallelism, arc-swap)
 //!    is given a stand-in under loom that keeps the same contract, or a weaker one that the
