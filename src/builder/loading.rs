@@ -280,25 +280,22 @@ where
     ///         counted.fetch_add(1, Ordering::Relaxed);
     ///         async move {
     ///             // `SELECT id, name FROM users WHERE id = ANY($1)`, in a real service.
-    ///             Ok::<_, String>(ids.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>())
+    ///             let rows = ids.into_iter().map(|id| (id, format!("user {id}")));
+    ///             Ok::<_, String>(rows.collect::<HashMap<_, _>>())
     ///         }
     ///     })
     ///     .unwrap();
     /// // Ten concurrent requests, one query.
-    /// let names = futures_join((0..10).map(|id| {
-    ///     let users = users.clone();
-    ///     async move { users.get(&id).await.unwrap() }
-    /// })).await;
-    /// assert_eq!(names[3], "user 3");
+    /// let requests: Vec<_> = (0..10u64)
+    ///     .map(|id| {
+    ///         let users = users.clone();
+    ///         tokio::spawn(async move { users.get(&id).await })
+    ///     })
+    ///     .collect();
+    /// for (id, request) in requests.into_iter().enumerate() {
+    ///     assert_eq!(request.await.unwrap(), Ok(format!("user {id}")));
+    /// }
     /// assert_eq!(queries.load(Ordering::Relaxed), 1);
-    /// # }
-    /// # async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(
-    /// #     futures: impl Iterator<Item = F>,
-    /// # ) -> Vec<String> {
-    /// #     let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    /// #     let mut out = Vec::new();
-    /// #     for handle in handles { out.push(handle.await.unwrap()); }
-    /// #     out
     /// # }
     /// ```
     pub fn build_batch_loading<E, F, Fut>(
