@@ -5,11 +5,16 @@
 //! loads and refreshes, `compute`'s `Put`), never for `insert_with_ttl` or a snapshot's
 //! entries. It asks `expire_after_read` on hits under the read lock, and stops asking as soon
 //! as a call shows the method is not overridden: the default body marks the calling thread,
-//! and the cache, seeing the mark, turns off a flag that every later hit reads instead.
+//! and the cache, seeing the mark on a call that answered `None`, turns off a flag that every
+//! later hit reads instead. The mark is saved and restored around each call, so an override
+//! that reads another cache (whose `Expiry` may be the default) is not mistaken for one.
 
-use std::{cell::Cell, time::Duration, time::Instant};
+use std::{
+    cell::Cell,
+    time::{Duration, Instant},
+};
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering, thread_local};
 
 /// A time to live for each entry, chosen from its key and value: an OAuth token cached until
 /// its `expires_in` minus a margin, a DNS answer for its TTL, an HTTP response for its
@@ -27,6 +32,13 @@ use crate::sync::{AtomicBool, Ordering};
 /// Override only the methods you need; a cache whose `Expiry` does not override
 /// `expire_after_read` pays nothing for it on a hit (it notices on the first hit and stops
 /// asking). The methods run under the shard's lock: keep them short.
+///
+/// # Panics
+///
+/// A panic in a method unwinds from the call that asked: the write that asked is not stored
+/// (its key and value are dropped while the shard's lock is held, so their `Drop` must not
+/// call into the same cache), a load that asked fails its waiters over to the next attempt,
+/// and the cache stays usable.
 ///
 /// # Examples
 ///
@@ -135,6 +147,11 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
     /// never; a time to idle aside): `Some(d)` makes it live `d` from now; `None` leaves the
     /// deadline as it is (the default).
     ///
+    /// A cache stops calling this method once a call reaches this default body and answers
+    /// `None`, so that caches whose `Expiry` does not override it pay nothing on hits. An
+    /// override that sometimes forwards to another `Expiry`'s default `expire_after_read`
+    /// should return `None` itself instead, or the cache stops asking it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -168,14 +185,16 @@ pub trait Expiry<K, V>: Send + Sync + 'static {
         remaining: Duration,
     ) -> Option<Duration> {
         let _ = (key, value, now, remaining);
-        READ_NOT_OVERRIDDEN.set(true);
+        READ_NOT_OVERRIDDEN.with(|mark| mark.set(true));
         None
     }
 }
 
 thread_local! {
     /// Set by the default `expire_after_read`: the call just made was not overridden.
-    static READ_NOT_OVERRIDDEN: Cell<bool> = const { Cell::new(false) };
+    // loom's `thread_local!` takes no `const` initializer.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static READ_NOT_OVERRIDDEN: Cell<bool> = Cell::new(false);
 }
 
 /// A cache's [`Expiry`].
@@ -212,9 +231,11 @@ impl<K: 'static, V: 'static> Expiries<K, V> {
         remaining: Duration,
         reads: &AtomicBool,
     ) -> Option<Duration> {
-        READ_NOT_OVERRIDDEN.set(false);
+        // Saved and restored: this hit may be inside another cache's `expire_after_read`.
+        let outer = READ_NOT_OVERRIDDEN.with(|mark| mark.replace(false));
         let time_to_live = self.expiry.expire_after_read(key, value, now, remaining);
-        if READ_NOT_OVERRIDDEN.get() {
+        let not_overridden = READ_NOT_OVERRIDDEN.with(|mark| mark.replace(outer));
+        if not_overridden && time_to_live.is_none() {
             reads.store(false, Ordering::Relaxed);
         }
         time_to_live

@@ -319,3 +319,73 @@ fn a_panicking_expiry_changes_nothing_and_leaves_the_cache_usable() {
     cache.insert(2, Ttl(Some(5)));
     assert_eq!(cache.len(), 2);
 }
+
+#[test]
+fn an_override_that_consults_a_default_read_is_still_asked() {
+    /// Sliding expiry built from two parts, one of which keeps the default read.
+    struct Both(OwnLifetime, Sliding);
+
+    impl Expiry<u64, Ttl> for Both {
+        fn expire_after_create(&self, key: &u64, value: &Ttl, now: Instant) -> Option<Duration> {
+            self.0.expire_after_create(key, value, now)
+        }
+        fn expire_after_read(
+            &self,
+            key: &u64,
+            value: &Ttl,
+            now: Instant,
+            remaining: Duration,
+        ) -> Option<Duration> {
+            let first = self.0.expire_after_read(key, value, now, remaining);
+            first.or(self.1.expire_after_read(key, value, now, remaining))
+        }
+    }
+
+    let reads = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new();
+    let cache = cache_with(&clock, None, Both(OwnLifetime, Sliding(Arc::clone(&reads))));
+    cache.insert(1, Ttl(Some(60)));
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(50));
+        assert!(
+            cache.get(&1).is_some(),
+            "each hit moved the deadline a minute on"
+        );
+    }
+    assert_eq!(reads.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn an_override_that_reads_another_cache_is_not_mistaken_for_the_default() {
+    /// Answers `None` (leaves deadlines alone), after a hit on a cache whose `Expiry` keeps
+    /// the default read.
+    struct Consults(TtlCache<u64, Ttl>, Arc<AtomicUsize>);
+
+    impl Expiry<u64, Ttl> for Consults {
+        fn expire_after_create(&self, _: &u64, value: &Ttl, _: Instant) -> Option<Duration> {
+            lives(*value)
+        }
+        fn expire_after_read(
+            &self,
+            key: &u64,
+            _: &Ttl,
+            _: Instant,
+            _: Duration,
+        ) -> Option<Duration> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.get(key);
+            None
+        }
+    }
+
+    let clock = ManualClock::new();
+    let other = cache_with(&clock, None, OwnLifetime);
+    other.insert(1, Ttl(None));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let cache = cache_with(&clock, None, Consults(other, Arc::clone(&reads)));
+    cache.insert(1, Ttl(None));
+    for _ in 0..3 {
+        cache.get(&1);
+    }
+    assert_eq!(reads.load(Ordering::Relaxed), 3);
+}

@@ -226,6 +226,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Asks `on_read` (an [`Expiry`](crate::Expiry)'s) for a new time to live of the live
     /// entry in slot `index`, given the entry and when its time to live ends now. Only for
     /// shards that count [`Timed::All`].
+    ///
+    /// Concurrent hits store their deadlines in either order (the last store wins), and with
+    /// a time to idle, a hit that read the old written deadline may still extend the idle
+    /// deadline up to it: a shortened time to live then ends up to one time to idle late.
     pub(crate) fn reexpire(
         &self,
         index: SlotIndex,
