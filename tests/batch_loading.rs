@@ -169,8 +169,10 @@ async fn a_cancelled_caller_neither_cancels_nor_stalls_the_batch() {
     let waiting = spawn_gets(&cache, [1, 2]);
     sleep(Duration::from_millis(10)).await;
     cancelled[0].abort();
-    // A caller dropped before its batch was even taken.
-    let dropped = cache.get(&3);
+    // A caller dropped once it joined a batch, before the batch was even taken.
+    let mut dropped = Box::pin(cache.get(&3));
+    let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(dropped.as_mut().poll(cx))).await;
+    assert!(polled.is_pending());
     drop(dropped);
     let also_dropped = {
         let cache = cache.clone();
@@ -185,8 +187,9 @@ async fn a_cancelled_caller_neither_cancels_nor_stalls_the_batch() {
         Some("user 1"),
         "the cancelled caller's key was stored"
     );
+    assert_eq!(cache.get_if_present(&3).as_deref(), Some("user 3"));
     assert_eq!(cache.get_if_present(&4).as_deref(), Some("user 4"));
-    assert_eq!(calls.taken(), [vec![1, 2], vec![4]]);
+    assert_eq!(calls.taken(), [vec![1, 2], vec![3, 4]]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -411,5 +414,128 @@ fn a_batch_whose_runtime_shuts_down_before_it_runs_leaves_no_caller_waiting() {
         calls.taken(),
         [vec![1]],
         "the dropped batch never called the loader"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_loader_asking_for_a_key_of_its_own_batch_fails_instead_of_waiting() {
+    let cache: Arc<Mutex<Option<LoadingCache<u64, u64, String>>>> = Arc::default();
+    let inner = Arc::clone(&cache);
+    let built = TtlCache::builder()
+        .build_batch_loading(move |ids: Vec<u64>| {
+            let cache = inner.lock().unwrap().clone().expect("set below");
+            async move {
+                // Asks for the first key of its own batch.
+                let first = cache
+                    .get(&ids[0])
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok(ids
+                    .into_iter()
+                    .map(|id| (id, first))
+                    .collect::<HashMap<_, _>>())
+            }
+        })
+        .unwrap();
+    *cache.lock().unwrap() = Some(built.clone());
+    let answer = tokio::time::timeout(Duration::from_secs(5), built.get(&1)).await;
+    assert_eq!(
+        answer,
+        Ok(Err(LoadError::Panicked)),
+        "a clear failure, not a hang"
+    );
+    cache.lock().unwrap().take();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalidation_during_a_batch_wins_and_its_callers_still_get_the_value() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::from_millis(100), |b| b);
+    let waiting = spawn_gets(&cache, [1, 2]);
+    sleep(Duration::from_millis(50)).await;
+    cache.invalidate(&1);
+    cache.cache().insert(2, "written meanwhile".to_string());
+    let answers = results(waiting).await;
+    assert_eq!(
+        answers,
+        [Ok("user 1".to_string()), Ok("user 2".to_string())]
+    );
+    assert_eq!(
+        cache.get_if_present(&1),
+        None,
+        "the detached load was not stored"
+    );
+    assert_eq!(
+        cache.get_if_present(&2).as_deref(),
+        Some("written meanwhile"),
+        "nor did it overwrite the newer write"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn values_for_keys_not_asked_for_are_ignored() {
+    let cache: LoadingCache<u64, u64, String> = TtlCache::builder()
+        .build_batch_loading(|ids: Vec<u64>| async move {
+            let mut found: HashMap<u64, u64> = ids.iter().map(|&id| (id, id)).collect();
+            found.insert(999, 999);
+            Ok(found)
+        })
+        .unwrap();
+    assert_eq!(cache.get(&1).await, Ok(1));
+    assert_eq!(cache.cache().peek(&999), None);
+    assert_eq!(cache.cache().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_max_batch_size_of_one_loads_each_key_alone() {
+    let calls = Calls::default();
+    let cache = users(&calls, Duration::ZERO, |b| b.max_batch_size(1));
+    assert_eq!(cache.get_all([1, 2, 3]).await.unwrap().len(), 3);
+    let mut taken = calls.taken();
+    taken.sort();
+    assert_eq!(taken, [vec![1], vec![2], vec![3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_finds_the_key_gone_removes_its_old_value() {
+    let deleted = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let gone = Arc::clone(&deleted);
+    let removed = Arc::new(Mutex::new(Vec::new()));
+    let heard = Arc::clone(&removed);
+    let cache: LoadingCache<u64, u64, String> = TtlCache::builder()
+        .clock(TokioClock)
+        .time_to_live(Duration::from_secs(60))
+        .refresh_after(Duration::from_secs(5))
+        .eviction_listener(move |key, _value, cause| heard.lock().unwrap().push((key, cause)))
+        .build_batch_loading(move |ids: Vec<u64>| {
+            let gone = gone.lock().unwrap().clone();
+            async move {
+                let rows = ids.into_iter().filter(|id| !gone.contains(id));
+                Ok(rows.map(|id| (id, id)).collect::<HashMap<_, _>>())
+            }
+        })
+        .unwrap();
+    assert_eq!(cache.get_all([1, 2]).await.unwrap().len(), 2);
+    deleted.lock().unwrap().push(1);
+    advance(Duration::from_secs(6)).await;
+    assert_eq!(
+        cache.get(&1).await,
+        Ok(1),
+        "stale: served, and a refresh starts"
+    );
+    assert_eq!(cache.get(&2).await, Ok(2));
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        cache.get_if_present(&1),
+        None,
+        "the row is gone, and so is its value"
+    );
+    assert_eq!(cache.get_if_present(&2), Some(2));
+    assert_eq!(
+        *removed.lock().unwrap(),
+        [
+            (1, ttlcache::RemovalCause::Explicit),
+            (2, ttlcache::RemovalCause::Replaced)
+        ]
     );
 }

@@ -311,6 +311,25 @@ where
         }
     }
 
+    /// Removes the key's entry if `flight`'s load is still pending (no write detached it), in
+    /// one critical section: a load that found the key gone (a batch loader's `NotFound`)
+    /// takes the old value with it. The listener hears `Explicit`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn remove_while_pending(&self, hash: u64, key: &K, flight: &Arc<Flight<V>>) {
+        let now = Now::lazy(&self.inner.timeline);
+        let mut removals = self.removals();
+        let mut shard = self.shard(hash).write();
+        let removed = if shard.is_pending(hash, flight) {
+            shard.remove(hash, key, &now)
+        } else {
+            None
+        };
+        drop(shard);
+        if let Some((key, value, cause)) = removed {
+            removals.push(key, value, cause);
+        }
+    }
+
     /// Whether a load of `key` is pending (under the shard's read lock).
     #[cfg(feature = "tokio")]
     pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool

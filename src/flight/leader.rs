@@ -74,14 +74,24 @@ impl<L: Landing<V>, V> Leader<L, V> {
 
     /// Polls `load` with the flight marked as led by whichever thread polls it.
     async fn lead<F: Future>(&self, load: F) -> F::Output {
-        let id = self.flight.id();
-        let mut load = pin!(load);
-        poll_fn(|cx| {
-            let _scope = LeadingScope::enter(id);
-            load.as_mut().poll(cx)
-        })
-        .await
+        leading(&[self.flight.id()], load).await
     }
+}
+
+/// Polls `load` with each of `flights` marked as led by whichever thread polls it (rule 6):
+/// a batch's loader call, which leads the loads of all its keys at once.
+pub(crate) async fn leading_all<V, F: Future>(flights: &[Arc<Flight<V>>], load: F) -> F::Output {
+    let ids: Vec<usize> = flights.iter().map(|flight| flight.id()).collect();
+    leading(&ids, load).await
+}
+
+async fn leading<F: Future>(ids: &[usize], load: F) -> F::Output {
+    let mut load = pin!(load);
+    poll_fn(|cx| {
+        let _scope = LeadingScope::enter(ids);
+        load.as_mut().poll(cx)
+    })
+    .await
 }
 
 impl<L: Landing<V>, V> Drop for Leader<L, V> {
@@ -93,22 +103,24 @@ impl<L: Landing<V>, V> Drop for Leader<L, V> {
     }
 }
 
-/// Marks the flight as led by this thread until dropped, also when the load unwinds.
-struct LeadingScope(usize);
+/// Marks flights as led by this thread until dropped, also when the load unwinds.
+struct LeadingScope<'a>(&'a [usize]);
 
-impl LeadingScope {
-    fn enter(id: usize) -> Self {
-        LEADING.with(|leading| leading.borrow_mut().push(id));
-        Self(id)
+impl<'a> LeadingScope<'a> {
+    fn enter(ids: &'a [usize]) -> Self {
+        LEADING.with(|leading| leading.borrow_mut().extend_from_slice(ids));
+        Self(ids)
     }
 }
 
-impl Drop for LeadingScope {
+impl Drop for LeadingScope<'_> {
     fn drop(&mut self) {
         LEADING.with(|leading| {
             let mut leading = leading.borrow_mut();
-            if let Some(at) = leading.iter().rposition(|&id| id == self.0) {
-                leading.remove(at);
+            for id in self.0.iter().rev() {
+                if let Some(at) = leading.iter().rposition(|other| other == id) {
+                    leading.remove(at);
+                }
             }
         });
     }

@@ -12,27 +12,213 @@
 //!    batch and drops them: their flights are abandoned and their waiters start over (rule 4
 //!    of `flight/mod.rs`), never left waiting on a batch that no task holds.
 //! 3. A batch makes one loader call, holding one permit of `max_concurrent_loads`, within
-//!    `load_timeout`. Its outcome settles each of its leaders: the key's value from the map,
+//!    `load_timeout`, with each of its keys' flights marked as led by the polling thread, so
+//!    that a loader asking for a key of its own batch panics (and the batch fails with
+//!    `Panicked`) instead of waiting for itself. Its outcome settles each of its leaders: the
+//!    key's value from the map (values of keys not asked for are ignored),
 //!    [`LoadError::NotFound`] for a key the map leaves out, or the batch's error, one `Arc`
 //!    shared by all its keys. Stats count the batch as one load, as Caffeine counts a bulk
 //!    load.
+//! 4. `NotFound` removes the key's live entry (a refresh that finds the row gone takes the
+//!    old value with it, as Caffeine's refresh to `null` does), in one critical section with
+//!    checking that no write detached the load.
 //!
 //! [`LoadError::NotFound`]: crate::LoadError::NotFound
 
-use std::{collections::HashMap, future::Future, mem, pin::Pin, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    hash::{BuildHasher, Hash},
+    mem,
+    pin::Pin,
+    time::Duration,
+};
 
-use crate::sync::Mutex;
+use super::{Lead, LoadingCache};
+use crate::{
+    cache::KeyLeader,
+    error::LoadError,
+    flight::{Flight, leading_all},
+    sync::{Arc, Mutex},
+};
 
 /// A boxed batch loader future.
-pub(crate) type BatchFuture<K, V, E> =
-    Pin<Box<dyn Future<Output = Result<HashMap<K, V>, E>> + Send>>;
+type BatchFuture<K, V, E> = Pin<Box<dyn Future<Output = Result<HashMap<K, V>, E>> + Send>>;
+
+/// What a load's callers get: its value, or its error as all of them share it.
+type Answer<V, E> = Result<V, std::sync::Arc<LoadError<E>>>;
+
+/// What lands a key's load with the outcome of its batch, and answers with what its callers
+/// get: its leader, behind a closure. Dropped unrun, it abandons the load.
+type Lander<V, E> = Box<
+    dyn FnOnce(Result<V, LoadError<E>>) -> Pin<Box<dyn Future<Output = Answer<V, E>> + Send>>
+        + Send,
+>;
+
+/// A load as a batch gathers it.
+pub(crate) struct Gathered<K, V, E> {
+    key: K,
+    flight: Arc<Flight<V>>,
+    land: Lander<V, E>,
+}
 
 /// A batch loader and how its batches gather.
-pub(crate) struct Batcher<K, V, E, T> {
-    pub(crate) load: Box<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync>,
+pub(crate) struct Batcher<K, V, E> {
+    load: Box<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync>,
     /// How long a batch gathers; `None`: one yield to the runtime.
-    pub(crate) window: Option<Duration>,
-    pub(crate) gathering: Gathering<T>,
+    window: Option<Duration>,
+    gathering: Gathering<Gathered<K, V, E>>,
+}
+
+impl<K, V, E> Batcher<K, V, E> {
+    pub(crate) fn new<F, Fut>(loader: F, window: Option<Duration>, max_batch_size: usize) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<HashMap<K, V>, E>> + Send + 'static,
+    {
+        Self {
+            load: Box::new(move |keys| -> BatchFuture<K, V, E> { Box::pin(loader(keys)) }),
+            window,
+            gathering: Gathering::new(max_batch_size),
+        }
+    }
+}
+
+impl<K, V, E, S> LoadingCache<K, V, E, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// Joins loads this cache leads to the gathering batch, and spawns the tasks the join
+    /// asks for: one per batch that filled up, and a dispatcher for a new gathering (rule 1).
+    pub(super) fn launch_batched(&self, batcher: &Batcher<K, V, E>, leads: Vec<Lead<K, V, S>>) {
+        if leads.is_empty() {
+            return;
+        }
+        // Made before the gathering's lock is taken: `K::clone` is the user's code.
+        let gathered: Vec<_> = leads
+            .into_iter()
+            .map(|(leader, hash, key)| self.gathered(leader, hash, key))
+            .collect();
+        let Joined { full, dispatch } = batcher.gathering.join(gathered);
+        for batch in full {
+            let this = self.clone();
+            self.spawn(async move { drop(this.run_gathered(batch).await) });
+        }
+        if let Some(generation) = dispatch {
+            let window = batcher.window;
+            let dispatcher = Dispatcher {
+                cache: self.clone(),
+                generation,
+            };
+            self.spawn(async move {
+                match window {
+                    Some(window) => tokio::time::sleep(window).await,
+                    None => tokio::task::yield_now().await,
+                }
+                let batch = dispatcher.take();
+                drop(dispatcher.cache.run_gathered(batch).await);
+            });
+        }
+    }
+
+    /// Runs a batch this cache's batcher gathered.
+    async fn run_gathered(&self, batch: Vec<Gathered<K, V, E>>) -> Vec<Answer<V, E>> {
+        match &self.shared.loader {
+            super::Loader::Batch(batcher) => self.run_batch(batcher, batch).await,
+            super::Loader::Single(_) => unreachable!("only a batch loader gathers batches"),
+        }
+    }
+
+    /// Runs a batch (rule 3): one loader call for its keys, whose outcome settles each of its
+    /// loads; their answers, in order.
+    pub(super) async fn run_batch(
+        &self,
+        batcher: &Batcher<K, V, E>,
+        batch: Vec<Gathered<K, V, E>>,
+    ) -> Vec<Answer<V, E>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let loaded = {
+            let _permit = self.permit().await;
+            let mut seen = HashSet::with_capacity(batch.len());
+            let keys: Vec<K> = batch
+                .iter()
+                .filter(|gathered| seen.insert(&gathered.key))
+                .map(|gathered| gathered.key.clone())
+                .collect();
+            let flights: Vec<_> = batch
+                .iter()
+                .map(|gathered| Arc::clone(&gathered.flight))
+                .collect();
+            let load = async move { (batcher.load)(keys).await };
+            self.cache
+                .timed(leading_all(&flights, self.guarded(load)))
+                .await
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        for Gathered { key, land, .. } in batch {
+            let result = match &loaded {
+                Ok(values) => values.get(&key).cloned().ok_or(LoadError::NotFound),
+                Err(error) => Err(error.clone()),
+            };
+            answers.push(land(result).await);
+        }
+        answers
+    }
+
+    /// A load this cache leads, as a batch gathers it. Its lander remembers a failure (rule 4
+    /// of `loading/mod.rs`), removes the key's entry on `NotFound` (rule 4), then lands and
+    /// settles the load.
+    pub(super) fn gathered(
+        &self,
+        leader: KeyLeader<K, V, S>,
+        hash: u64,
+        key: K,
+    ) -> Gathered<K, V, E> {
+        let this = self.clone();
+        let flight = Arc::clone(leader.flight());
+        let landed_key = key.clone();
+        let land: Lander<V, E> = Box::new(move |result| {
+            Box::pin(async move {
+                let flight = Arc::clone(leader.flight());
+                let remembered_as = this.shared.errors.as_ref().map(|_| landed_key.clone());
+                this.remember_outcome(remembered_as, &result, hash, &flight);
+                if let Err(LoadError::NotFound) = result {
+                    this.cache.remove_while_pending(hash, &landed_key, &flight);
+                }
+                leader.run(async { result }).await
+            })
+        });
+        Gathered { key, flight, land }
+    }
+}
+
+/// The task that takes a gathering batch when its window closes. If its runtime drops it
+/// unrun, it takes the batch all the same and drops its loads, so that their waiters start
+/// over instead of waiting for a batch no task holds (rule 2).
+struct Dispatcher<K, V, E, S> {
+    cache: LoadingCache<K, V, E, S>,
+    generation: u64,
+}
+
+impl<K, V, E, S> Dispatcher<K, V, E, S> {
+    /// The batch, if no one took it yet.
+    fn take(&self) -> Vec<Gathered<K, V, E>> {
+        match &self.cache.shared.loader {
+            super::Loader::Batch(batcher) => batcher.gathering.take(self.generation),
+            super::Loader::Single(_) => Vec::new(),
+        }
+    }
+}
+
+impl<K, V, E, S> Drop for Dispatcher<K, V, E, S> {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
 }
 
 /// The batch now gathering: the loads that joined it, until a dispatcher or a full batch takes

@@ -23,7 +23,7 @@
 //!    under the key's shard lock if the load is still pending there. A read honours only
 //!    confirmed failures, and `invalidate` removes the failure after the value, so a failure
 //!    is either confirmed before an invalidation detaches its load, and then removed by it,
-//!    or never confirmed. The two caches' locks are never held together.
+//!    or never confirmed. The two caches' locks are never held together (`failures.rs`).
 //! 5. At most `max_concurrent_loads` loader futures run at once: a load task takes a permit of
 //!    a fair (first come, first served) semaphore before it calls the loader. (A loader that
 //!    awaits another load of the same cache while all permits are taken waits forever.)
@@ -31,8 +31,13 @@
 //!    `batch.rs`.
 
 mod batch;
+mod failures;
 
+use batch::Batcher;
+/// For the loom models of the gathering.
+#[cfg(ttlcache_loom)]
 pub(crate) use batch::{Gathering, Joined};
+use failures::Failures;
 
 use std::{
     borrow::Borrow,
@@ -45,7 +50,6 @@ use std::{
     time::Duration,
 };
 
-use batch::{BatchFuture, Batcher};
 use tokio::{
     runtime::Handle,
     sync::{OwnedSemaphorePermit, Semaphore},
@@ -58,7 +62,6 @@ use crate::{
     error::LoadError,
     flight::{self, Answer, Found, Led, Run, catch_panic},
     shard::Freshness,
-    sync::{AtomicBool, Ordering},
 };
 
 /// A boxed loader future.
@@ -67,23 +70,10 @@ type LoadFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
 /// A load this cache leads, with its key's hash and the key.
 type Lead<K, V, S> = (KeyLeader<K, V, S>, u64, K);
 
-/// What lands a key's load with the outcome of its batch, and answers with what its callers
-/// get: its leader, behind a closure. Dropped unrun, it abandons the load.
-type Lander<V, E> = Box<
-    dyn FnOnce(
-            Result<V, LoadError<E>>,
-        )
-            -> Pin<Box<dyn Future<Output = Result<V, std::sync::Arc<LoadError<E>>>> + Send>>
-        + Send,
->;
-
-/// What a batch gathers: a key and its load's lander.
-type Gathered<K, V, E> = (K, Lander<V, E>);
-
 /// How the cache loads: a key at a time, or in batches (`batch.rs`).
 pub(crate) enum Loader<K, V, E> {
     Single(Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>),
-    Batch(Batcher<K, V, E, Gathered<K, V, E>>),
+    Batch(Batcher<K, V, E>),
 }
 
 impl<K, V, E> Loader<K, V, E> {
@@ -103,11 +93,7 @@ impl<K, V, E> Loader<K, V, E> {
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<HashMap<K, V>, E>> + Send + 'static,
     {
-        Self::Batch(Batcher {
-            load: Box::new(move |keys| -> BatchFuture<K, V, E> { Box::pin(loader(keys)) }),
-            window,
-            gathering: Gathering::new(max_batch_size),
-        })
+        Self::Batch(Batcher::new(loader, window, max_batch_size))
     }
 }
 
@@ -150,7 +136,7 @@ struct Shared<K, V, E> {
     load_timeout: Option<Duration>,
     permits: Option<Arc<Semaphore>>,
     /// Failures remembered for `error_ttl` (rule 4).
-    errors: Option<TtlCache<K, Arc<Remembered<E>>>>,
+    errors: Option<Failures<K, E>>,
     runtime: Handle,
 }
 
@@ -170,22 +156,7 @@ where
         let errors = options
             .error_ttl
             .filter(|ttl| !ttl.is_zero())
-            .map(|error_ttl| {
-                TtlCache::from_settings(Settings {
-                    shards: settings.shards,
-                    max_capacity: settings.max_capacity,
-                    weigher: None,
-                    time_to_live: Some(error_ttl),
-                    time_to_idle: None,
-                    refresh_after: None,
-                    clock: settings.clock.clone(),
-                    listener: None,
-                    expiry: None,
-                    hasher: RandomState::new(),
-                    #[cfg(feature = "redis")]
-                    coherent: None,
-                })
-            })
+            .map(|error_ttl| Failures::new(&settings, error_ttl))
             .transpose()?;
         Ok(Self {
             cache: TtlCache::from_settings(settings)?,
@@ -212,7 +183,8 @@ where
     /// # Errors
     ///
     /// [`LoadError::Failed`] with the loader's error, [`LoadError::Panicked`] if the loader
-    /// panicked, [`LoadError::TimedOut`] if it ran past `load_timeout`. Every caller that
+    /// panicked, [`LoadError::TimedOut`] if it ran past `load_timeout`, and, with a batch
+    /// loader, [`LoadError::NotFound`] if its map had no value for the key. Every caller that
     /// waited for the same load gets the same error; errors are not cached unless `error_ttl`
     /// says so.
     ///
@@ -264,7 +236,13 @@ where
     /// # Errors
     ///
     /// The first error of a key's load other than `NotFound`, as [`get`](Self::get) returns
-    /// it (or a remembered failure, with `error_ttl`). The other loads go on and are stored.
+    /// it, or a failure remembered for a key (with `error_ttl`), which is returned before any
+    /// load starts. Loads this call started go on and are stored.
+    ///
+    /// # Concurrent calls on the same key
+    ///
+    /// A key that another `get`, `get_all` or refresh is loading is not loaded again: this
+    /// call waits for that load, however many callers ask.
     ///
     /// # Cancel safety
     ///
@@ -406,7 +384,7 @@ where
     {
         self.cache.remove(key);
         if let Some(errors) = &self.shared.errors {
-            errors.remove(key);
+            errors.forget(key);
         }
     }
 
@@ -571,55 +549,29 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let remembered = self.shared.errors.as_ref()?.peek(key)?;
-        remembered.is_confirmed().then(|| remembered.error.clone())
+        self.shared.errors.as_ref()?.recalled(key)
     }
 
     /// Runs loads this cache leads in the background: each as a task, or, with a batch
     /// loader, in the batches they join (`batch.rs`).
     fn launch(&self, leads: Vec<Lead<K, V, S>>) {
-        let Loader::Batch(batcher) = &self.shared.loader else {
-            for (leader, hash, key) in leads {
-                let this = self.clone();
-                self.spawn(async move {
-                    // The outcome reaches the callers through the flight.
-                    let _ = this.run(leader, hash, key).await;
-                });
-            }
-            return;
-        };
-        if leads.is_empty() {
-            return;
-        }
-        let gathered = leads.into_iter().map(|(leader, hash, key)| {
-            let lander = self.lander(leader, hash, &key);
-            (key, lander)
-        });
-        let Joined { full, dispatch } = batcher.gathering.join(gathered);
-        for batch in full {
-            let this = self.clone();
-            self.spawn(async move { drop(this.run_batch(batch).await) });
-        }
-        if let Some(generation) = dispatch {
-            let window = batcher.window;
-            let dispatcher = Dispatcher {
-                cache: self.clone(),
-                generation,
-            };
-            self.spawn(async move {
-                match window {
-                    Some(window) => tokio::time::sleep(window).await,
-                    None => tokio::task::yield_now().await,
+        match &self.shared.loader {
+            Loader::Batch(batcher) => self.launch_batched(batcher, leads),
+            Loader::Single(_) => {
+                for (leader, hash, key) in leads {
+                    let this = self.clone();
+                    self.spawn(async move {
+                        // The outcome reaches the callers through the flight.
+                        let _ = this.run(leader, hash, key).await;
+                    });
                 }
-                let batch = dispatcher.take();
-                drop(dispatcher.cache.run_batch(batch).await);
-            });
+            }
         }
     }
 
     /// Spawns `task` on the caller's runtime, or outside one, on the runtime the cache was
     /// built in.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
         drop(runtime.spawn(task));
     }
@@ -633,9 +585,9 @@ where
     ) -> Result<V, std::sync::Arc<LoadError<E>>> {
         let loader = match &self.shared.loader {
             Loader::Single(loader) => loader,
-            Loader::Batch(_) => {
-                let batch = vec![(key.clone(), self.lander(leader, hash, &key))];
-                let mut results = self.run_batch(batch).await;
+            Loader::Batch(batcher) => {
+                let batch = vec![self.gathered(leader, hash, key)];
+                let mut results = self.run_batch(batcher, batch).await;
                 return results.pop().expect("a batch of one key has one result");
             }
         };
@@ -653,56 +605,8 @@ where
         leader.run(load).await
     }
 
-    /// Runs a batch (rule 3 of `batch.rs`): one loader call for its keys, whose outcome
-    /// settles each of its leaders; their results, in order.
-    async fn run_batch(
-        &self,
-        batch: Vec<Gathered<K, V, E>>,
-    ) -> Vec<Result<V, std::sync::Arc<LoadError<E>>>> {
-        let Loader::Batch(batcher) = &self.shared.loader else {
-            unreachable!("only a batch loader gathers batches");
-        };
-        if batch.is_empty() {
-            return Vec::new();
-        }
-        let loaded = {
-            let _permit = self.permit().await;
-            let mut seen = HashSet::with_capacity(batch.len());
-            let keys: Vec<K> = batch
-                .iter()
-                .filter(|(key, _)| seen.insert(key))
-                .map(|(key, _)| key.clone())
-                .collect();
-            let load = async move { (batcher.load)(keys).await };
-            self.cache.timed(self.guarded(load)).await
-        };
-        let mut results = Vec::with_capacity(batch.len());
-        for (key, land) in batch {
-            let result = match &loaded {
-                Ok(values) => values.get(&key).cloned().ok_or(LoadError::NotFound),
-                Err(error) => Err(error.clone()),
-            };
-            results.push(land(result).await);
-        }
-        results
-    }
-
-    /// The lander of a load that a batch runs: it remembers a failure (rule 4), then lands
-    /// and settles the load.
-    fn lander(&self, leader: KeyLeader<K, V, S>, hash: u64, key: &K) -> Lander<V, E> {
-        let this = self.clone();
-        let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
-        Box::new(move |result| {
-            Box::pin(async move {
-                let flight = crate::sync::Arc::clone(leader.flight());
-                this.remember_outcome(remembered_as, &result, hash, &flight);
-                leader.run(async { result }).await
-            })
-        })
-    }
-
     /// A permit of `max_concurrent_loads`, once one is free (rule 5).
-    async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
         let permits = self.shared.permits.as_ref()?;
         let permit = Arc::clone(permits).acquire_owned().await;
         Some(permit.expect("the load semaphore is never closed"))
@@ -710,7 +614,7 @@ where
 
     /// With `error_ttl` (rule 4): forgets the key's remembered failure after a success,
     /// remembers a failure.
-    fn remember_outcome(
+    pub(super) fn remember_outcome(
         &self,
         key: Option<K>,
         result: &Result<V, LoadError<E>>,
@@ -718,37 +622,13 @@ where
         flight: &crate::sync::Arc<crate::flight::Flight<V>>,
     ) {
         if let (Some(errors), Some(key)) = (&self.shared.errors, key) {
-            match result {
-                Ok(_) => drop(errors.remove(&key)),
-                Err(error) => self.remember(errors, key, error, hash, flight),
-            }
+            errors.record(&self.cache, key, result, hash, flight);
         }
-    }
-
-    /// Remembers a failure for `error_ttl` (rule 4): put in the memory of failures while no
-    /// main-cache lock is held, then confirmed (an atomic store) under the key's shard lock
-    /// if the load is still pending, so before the load lands and becomes visible as gone.
-    fn remember(
-        &self,
-        errors: &TtlCache<K, Arc<Remembered<E>>>,
-        key: K,
-        error: &LoadError<E>,
-        hash: u64,
-        flight: &crate::sync::Arc<crate::flight::Flight<V>>,
-    ) {
-        // A load an invalidation already detached has nothing to remember, and must not
-        // replace what a newer load remembered.
-        if !self.cache.is_pending(hash, flight) {
-            return;
-        }
-        let failure = Arc::new(Remembered::unconfirmed(error.clone()));
-        errors.insert(key, Arc::clone(&failure));
-        self.cache.while_pending(hash, flight, || failure.confirm());
     }
 
     /// Runs `load` (a loader's call and its future) within `load_timeout`, turning a panic
     /// into [`LoadError::Panicked`], whether it comes from the loader's call or its future.
-    async fn guarded<T>(
+    pub(super) async fn guarded<T>(
         &self,
         load: impl Future<Output = Result<T, E>>,
     ) -> Result<T, LoadError<E>> {
@@ -764,54 +644,6 @@ where
             Ok(None) => Err(LoadError::TimedOut),
             Err(()) => Err(LoadError::Panicked),
         }
-    }
-}
-
-/// The task that takes a gathering batch when its window closes. If its runtime drops it
-/// unrun, it takes the batch all the same and drops its leaders, so that their waiters start
-/// over instead of waiting for a batch no task holds (rule 2 of `batch.rs`).
-struct Dispatcher<K, V, E, S> {
-    cache: LoadingCache<K, V, E, S>,
-    generation: u64,
-}
-
-impl<K, V, E, S> Dispatcher<K, V, E, S> {
-    /// The batch, if no one took it yet.
-    fn take(&self) -> Vec<Gathered<K, V, E>> {
-        match &self.cache.shared.loader {
-            Loader::Batch(batcher) => batcher.gathering.take(self.generation),
-            Loader::Single(_) => Vec::new(),
-        }
-    }
-}
-
-impl<K, V, E, S> Drop for Dispatcher<K, V, E, S> {
-    fn drop(&mut self) {
-        drop(self.take());
-    }
-}
-
-/// A failure remembered for `error_ttl`: honoured once its load has landed undetached
-/// (rule 4).
-struct Remembered<E> {
-    error: LoadError<E>,
-    confirmed: AtomicBool,
-}
-
-impl<E> Remembered<E> {
-    fn unconfirmed(error: LoadError<E>) -> Self {
-        Self {
-            error,
-            confirmed: AtomicBool::new(false),
-        }
-    }
-
-    fn confirm(&self) {
-        self.confirmed.store(true, Ordering::Release);
-    }
-
-    fn is_confirmed(&self) -> bool {
-        self.confirmed.load(Ordering::Acquire)
     }
 }
 
