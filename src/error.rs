@@ -50,12 +50,6 @@ pub enum BuildError {
     ZeroConcurrentLoads,
     /// `max_batch_size` was zero: no batch could hold a key.
     ZeroBatchSize,
-    /// A setting of a batch loader (`batch_window`, `max_batch_size`) was given to
-    /// `build_loading`, whose loader takes one key at a time: use `build_batch_loading`.
-    NotBatchLoading {
-        /// The setting given.
-        setting: &'static str,
-    },
     /// A coherent cache's name was empty or held a `:`, which separates it from the key in
     /// marker keys (feature `redis`).
     InvalidCoherentName {
@@ -111,10 +105,6 @@ impl fmt::Display for BuildError {
                 write!(f, "`max_concurrent_loads` must be at least 1, got 0")
             }
             BuildError::ZeroBatchSize => write!(f, "`max_batch_size` must be at least 1, got 0"),
-            BuildError::NotBatchLoading { setting } => write!(
-                f,
-                "`{setting}` is a setting of a batch loader: build with `build_batch_loading`"
-            ),
             BuildError::InvalidCoherentName { name } => write!(
                 f,
                 "a coherent cache's name must be non-empty and hold no `:`, got {name:?}"

@@ -356,17 +356,14 @@ async fn batch_settings_are_checked() {
             setting: "batch_window"
         }
     );
-    let error = TtlCache::<u64, u64>::builder()
-        .batch_window(Duration::from_millis(1))
-        .build_loading(|id: u64| async move { Ok::<_, String>(id) })
-        .unwrap_err();
-    assert_eq!(
-        error,
-        BuildError::NotBatchLoading {
-            setting: "batch_window"
-        }
-    );
-    assert!(error.to_string().contains("build_batch_loading"));
+    // The other loading settings keep a batch-loading builder in its state.
+    let cache = TtlCache::<u64, u64>::builder()
+        .max_batch_size(10)
+        .refresh_after(Duration::from_secs(1))
+        .error_ttl(Duration::from_secs(1))
+        .build_batch_loading(batch)
+        .unwrap();
+    assert_eq!(cache.get_all([1, 2]).await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

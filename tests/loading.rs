@@ -11,7 +11,8 @@ use std::{
 
 use tokio::time::{advance, sleep};
 use ttlcache::{
-    BuildError, CacheBuilder, LoadError, LoadingCache, TokioClock, TtlCache, builder::Kind,
+    BuildError, CacheBuilder, LoadError, LoadingCache, TokioClock, TtlCache,
+    builder::{Kind, Loading},
 };
 
 mod common;
@@ -24,7 +25,7 @@ type Configured<L> = CacheBuilder<u64, u64, std::hash::RandomState, L>;
 
 /// A cache whose loader takes `delay` and answers `key * 10 + the calls before it`, so a
 /// reload gives a new value.
-fn counting<L: Kind>(
+fn counting<L: Kind<Loading = Loading>>(
     calls: &Calls,
     delay: Duration,
     configure: impl FnOnce(CacheBuilder<u64, u64>) -> Configured<L>,
@@ -346,7 +347,7 @@ async fn refresh_after_not_before_the_ttl_is_refused_naming_both() {
 
 #[tokio::test]
 async fn settings_that_cannot_work_are_refused() {
-    fn refused<L: Kind>(builder: Configured<L>) -> BuildError {
+    fn refused<L: Kind<Loading = Loading>>(builder: Configured<L>) -> BuildError {
         let loader = |key: u64| async move { Ok::<_, String>(key) };
         builder.build_loading(loader).unwrap_err()
     }

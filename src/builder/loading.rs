@@ -1,5 +1,6 @@
-//! The settings only a [`LoadingCache`](crate::LoadingCache) honours, and the builder state
-//! they move a [`CacheBuilder`] into.
+//! The settings only a [`LoadingCache`](crate::LoadingCache) honours, and the builder states
+//! they move a [`CacheBuilder`] into: [`Loading`], and [`BatchLoading`] for the settings of a
+//! batch loader.
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use crate::{error::BuildError, loading::Loader};
 
 /// The state of a [`CacheBuilder`] given a setting that only a
 /// [`LoadingCache`](crate::LoadingCache) honours (`refresh_after`, `load_timeout`,
-/// `max_concurrent_loads`, `error_ttl`): it has no `build`, only `build_loading`, so such a
-/// setting cannot be given to a plain cache by mistake.
+/// `max_concurrent_loads`, `error_ttl`): it has no `build`, only `build_loading` and
+/// `build_batch_loading`, so such a setting cannot be given to a plain cache by mistake.
 ///
 /// # Examples
 ///
@@ -52,22 +53,79 @@ struct CheckedLoading<K, V, S> {
 #[cfg(feature = "tokio")]
 const DEFAULT_MAX_BATCH_SIZE: usize = 1_000;
 
-/// The states of a [`CacheBuilder`]: [`Plain`] and [`Loading`]. Sealed.
+/// The state of a [`CacheBuilder`] given a setting of a batch loader (`batch_window`,
+/// `max_batch_size`): it builds with `build_batch_loading` only, so such a setting cannot be
+/// given to a loader of one key at a time by mistake.
+///
+/// # Examples
+///
+/// ```
+/// use ttlcache::{CacheBuilder, TtlCache, builder::BatchLoading};
+///
+/// let builder: CacheBuilder<u64, String, _, BatchLoading> =
+///     TtlCache::builder().max_batch_size(500);
+/// # drop(builder);
+/// ```
+///
+/// ```compile_fail
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = ttlcache::TtlCache::<u64, u64>::builder()
+///     .max_batch_size(500)
+///     .build_loading(|id: u64| async move { Ok::<_, String>(id) });
+/// # }
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchLoading(Loading);
+
+/// The states of a [`CacheBuilder`]: [`Plain`], [`Loading`] and [`BatchLoading`]. Sealed.
 pub trait Kind: sealed::Sealed {
+    /// The state a loading setting moves the builder into: [`BatchLoading`] stays, the
+    /// others become [`Loading`].
+    type Loading: Kind;
+
     /// The loading settings given so far.
     #[doc(hidden)]
     fn into_loading(self) -> Loading;
+
+    /// The state after a loading setting, holding `loading`.
+    #[doc(hidden)]
+    fn with_loading(loading: Loading) -> Self::Loading;
 }
 
 impl Kind for Plain {
+    type Loading = Loading;
+
     fn into_loading(self) -> Loading {
         Loading::default()
+    }
+
+    fn with_loading(loading: Loading) -> Loading {
+        loading
     }
 }
 
 impl Kind for Loading {
+    type Loading = Loading;
+
     fn into_loading(self) -> Loading {
         self
+    }
+
+    fn with_loading(loading: Loading) -> Loading {
+        loading
+    }
+}
+
+impl Kind for BatchLoading {
+    type Loading = BatchLoading;
+
+    fn into_loading(self) -> Loading {
+        self.0
+    }
+
+    fn with_loading(loading: Loading) -> BatchLoading {
+        BatchLoading(loading)
     }
 }
 
@@ -75,6 +133,7 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Plain {}
     impl Sealed for super::Loading {}
+    impl Sealed for super::BatchLoading {}
 }
 
 impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
@@ -98,7 +157,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// assert_eq!(prices.get(&7).await.unwrap(), 700);
     /// # }
     /// ```
-    pub fn refresh_after(self, refresh_after: Duration) -> CacheBuilder<K, V, S, Loading> {
+    pub fn refresh_after(self, refresh_after: Duration) -> CacheBuilder<K, V, S, L::Loading> {
         self.loading(|loading| loading.refresh_after = Some(refresh_after))
     }
 
@@ -113,7 +172,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     ///     .load_timeout(std::time::Duration::from_secs(2));
     /// # drop(builder);
     /// ```
-    pub fn load_timeout(self, load_timeout: Duration) -> CacheBuilder<K, V, S, Loading> {
+    pub fn load_timeout(self, load_timeout: Duration) -> CacheBuilder<K, V, S, L::Loading> {
         self.loading(|loading| loading.load_timeout = Some(load_timeout))
     }
 
@@ -129,7 +188,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     pub fn max_concurrent_loads(
         self,
         max_concurrent_loads: usize,
-    ) -> CacheBuilder<K, V, S, Loading> {
+    ) -> CacheBuilder<K, V, S, L::Loading> {
         self.loading(|loading| loading.max_concurrent_loads = Some(max_concurrent_loads))
     }
 
@@ -144,7 +203,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     ///     .error_ttl(std::time::Duration::from_secs(5));
     /// # drop(builder);
     /// ```
-    pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, Loading> {
+    pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, L::Loading> {
         self.loading(|loading| loading.error_ttl = Some(error_ttl))
     }
 
@@ -160,8 +219,8 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     ///     .batch_window(std::time::Duration::from_millis(2));
     /// # drop(builder);
     /// ```
-    pub fn batch_window(self, batch_window: Duration) -> CacheBuilder<K, V, S, Loading> {
-        self.loading(|loading| loading.batch_window = Some(batch_window))
+    pub fn batch_window(self, batch_window: Duration) -> CacheBuilder<K, V, S, BatchLoading> {
+        self.batch_loading(|loading| loading.batch_window = Some(batch_window))
     }
 
     /// For a batch loader ([`build_batch_loading`](Self::build_batch_loading)): the most keys
@@ -173,22 +232,33 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// let builder = ttlcache::TtlCache::<u32, u32>::builder().max_batch_size(100);
     /// # drop(builder);
     /// ```
-    pub fn max_batch_size(self, max_batch_size: usize) -> CacheBuilder<K, V, S, Loading> {
-        self.loading(|loading| loading.max_batch_size = Some(max_batch_size))
+    pub fn max_batch_size(self, max_batch_size: usize) -> CacheBuilder<K, V, S, BatchLoading> {
+        self.batch_loading(|loading| loading.max_batch_size = Some(max_batch_size))
     }
 
-    /// The same settings in the loading state, with `set` applied to its loading settings.
-    fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, Loading> {
+    /// The same settings in the state after a loading setting, with `set` applied to its
+    /// loading settings.
+    fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, L::Loading> {
         self.map(|hasher, kind| {
             let mut loading = kind.into_loading();
             set(&mut loading);
-            (hasher, loading)
+            (hasher, L::with_loading(loading))
+        })
+    }
+
+    /// The same settings in the batch loading state, with `set` applied to its loading
+    /// settings.
+    fn batch_loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, BatchLoading> {
+        self.map(|hasher, kind| {
+            let mut loading = kind.into_loading();
+            set(&mut loading);
+            (hasher, BatchLoading(loading))
         })
     }
 }
 
 #[cfg(feature = "tokio")]
-impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L>
+impl<K, V, S, L: Kind<Loading = Loading>> CacheBuilder<K, V, S, L>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -196,7 +266,9 @@ where
 {
     /// Builds a [`LoadingCache`](crate::LoadingCache) that calls `loader` for keys it lacks.
     ///
-    /// Loads run as tasks on the tokio runtime this is called in.
+    /// Loads run as tasks on the tokio runtime this is called in. A builder given a setting of
+    /// a batch loader (`batch_window`, `max_batch_size`) has no `build_loading`: it is in the
+    /// [`BatchLoading`] state, which builds with `build_batch_loading` only.
     ///
     /// # Errors
     ///
@@ -235,16 +307,17 @@ where
             loading,
             runtime,
         } = self.checked_loading("build_loading")?;
-        let batch_settings = [
-            ("batch_window", loading.batch_window.is_some()),
-            ("max_batch_size", loading.max_batch_size.is_some()),
-        ];
-        if let Some(&(setting, _)) = batch_settings.iter().find(|(_, given)| *given) {
-            return Err(BuildError::NotBatchLoading { setting });
-        }
         crate::LoadingCache::new(settings, loading, runtime, Loader::single(loader))
     }
+}
 
+#[cfg(feature = "tokio")]
+impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
     /// Builds a [`LoadingCache`](crate::LoadingCache) whose `loader` takes many keys at once
     /// (a SQL `WHERE id = ANY($1)`, a multi-get), the DataLoader pattern: concurrent `get`s of
     /// missing keys, [`get_all`](crate::LoadingCache::get_all)s and refreshes are gathered

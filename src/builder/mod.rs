@@ -2,8 +2,10 @@
 //!
 //! The builder's type says what it builds: settings that only a [`LoadingCache`] honours
 //! (`loading.rs`) move it from the [`Plain`] state, whose `build` makes a [`TtlCache`], to the
-//! [`Loading`] state, which has no `build`, only `build_loading`. What the builders of caches
-//! and lazies check alike is in `settings.rs`.
+//! [`Loading`] state, which has no `build`, only `build_loading` and `build_batch_loading`;
+//! the settings of a batch loader move it to the [`BatchLoading`] state, which builds with
+//! `build_batch_loading` only. What the builders of caches and lazies check alike is in
+//! `settings.rs`.
 //!
 //! [`LoadingCache`]: crate::LoadingCache
 
@@ -12,7 +14,7 @@ mod settings;
 
 use std::{fmt, hash::RandomState, time::Duration};
 
-pub use loading::{Kind, Loading};
+pub use loading::{BatchLoading, Kind, Loading};
 #[cfg(feature = "redis")]
 pub(crate) use settings::check_coherent_name;
 pub(crate) use settings::{Durations, MAX_SHARDS, Settings, check_durations};
