@@ -210,7 +210,8 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// For a batch loader ([`build_batch_loading`](Self::build_batch_loading)): how long a
     /// batch gathers keys after its first, before its loader call. By default a batch gathers
     /// until the next tick of the runtime, as DataLoader does: the keys asked for by the tasks
-    /// that are ready to run when the first key joins.
+    /// that are ready to run when the first key joins. On a multi-threaded runtime, whose
+    /// other workers go on meanwhile, a window of a millisecond or two gathers more.
     ///
     /// # Examples
     ///

@@ -376,7 +376,7 @@ where
         let index = shard.live(hash, key, &now)?;
         let (value, freshness) = shard.hit(index, &now);
         if self.inner.reads_expire.load(Ordering::Relaxed) {
-            self.reexpire(&shard, index, &now);
+            self.reexpire(&shard, index);
         }
         let read = (value.clone(), freshness);
         drop(shard);
@@ -388,7 +388,9 @@ where
     /// hit just read: out of line, so that the hit path of other caches stays short.
     #[cold]
     #[inline(never)]
-    fn reexpire(&self, shard: &Shard<K, V>, index: SlotIndex, now: &Now<'_>) {
+    fn reexpire(&self, shard: &Shard<K, V>, index: SlotIndex) {
+        // Read afresh rather than passed in, so that the hit path need not keep its own.
+        let now = &Now::lazy(&self.inner.timeline);
         let expiry = self
             .inner
             .expiry
