@@ -80,6 +80,7 @@ impl<L: Landing<V>, V> Leader<L, V> {
 
 /// Polls `load` with each of `flights` marked as led by whichever thread polls it (rule 6):
 /// a batch's loader call, which leads the loads of all its keys at once.
+#[cfg(feature = "tokio")]
 pub(crate) async fn leading_all<V, F: Future>(flights: &[Arc<Flight<V>>], load: F) -> F::Output {
     let ids: Vec<usize> = flights.iter().map(|flight| flight.id()).collect();
     leading(&ids, load).await

@@ -42,7 +42,9 @@ use std::{
 };
 
 pub(crate) use driver::{Answer, Found, Led, Run, join_or_lead};
-pub(crate) use leader::{Landing, Leader, catch_panic, leading_all};
+#[cfg(feature = "tokio")]
+pub(crate) use leader::leading_all;
+pub(crate) use leader::{Landing, Leader, catch_panic};
 pub(crate) use loads::Loads;
 
 use crate::sync::{Arc, Mutex, thread_local};
