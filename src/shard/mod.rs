@@ -181,7 +181,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// The slot index of the key's entry, if it is live.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn live<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<SlotIndex>
     where
         K: Borrow<Q>,
@@ -253,7 +253,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// The live entry in slot `index`, read (a hit), and whether it is due for a refresh.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hit(&self, index: SlotIndex, now: &Now<'_>) -> (&V, Freshness) {
         let freshness = if self.slots.refresh_times.get(index).is_reached(now) {
             Freshness::DueForRefresh
