@@ -9,7 +9,7 @@
 //! cargo run --release --example hitratio -- DIR --runs 3     # each ratio the mean of 3 runs
 //! ```
 //!
-//! Hashing is seeded at random (ttlcache's `RandomState`, moka's admission), so a ratio moves
+//! Hashing is seeded at random (ttlcache's `DefaultHashBuilder`, moka's admission), so a ratio moves
 //! from run to run by up to a point on the smaller traces; `--runs` averages that out.
 //!
 //! Protocol: for each key, `get`; on a miss, `insert(key, key)`; hit ratio = hits / requests.

@@ -42,7 +42,7 @@ fn model(body: impl Fn() + Sync + Send + 'static) {
 type Log = std::sync::Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
 
 /// A refresh of one key, started while its value stays live.
-struct StartedRefresh(KeyLeader<u64, u64, std::hash::RandomState>);
+struct StartedRefresh(KeyLeader<u64, u64, crate::DefaultHashBuilder>);
 
 impl StartedRefresh {
     /// Lands the reloaded value, as the refresh task does.
@@ -423,7 +423,7 @@ mod batch {
     use super::*;
     use crate::loading::{Gathering, Joined};
 
-    type Gathered = (u64, KeyLeader<u64, u64, std::hash::RandomState>);
+    type Gathered = (u64, KeyLeader<u64, u64, crate::DefaultHashBuilder>);
 
     /// How a batch's task ends.
     #[derive(Clone, Copy, PartialEq)]

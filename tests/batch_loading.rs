@@ -2,7 +2,6 @@
 
 use std::{
     collections::HashMap,
-    hash::RandomState,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -12,7 +11,8 @@ use std::{
 
 use tokio::time::{advance, sleep};
 use ttlcache::{
-    BuildError, CacheBuilder, LoadError, LoadingCache, TokioClock, TtlCache, builder::Kind,
+    BuildError, CacheBuilder, DefaultHashBuilder, LoadError, LoadingCache, TokioClock, TtlCache,
+    builder::Kind,
 };
 
 /// The keys of each loader call, sorted, in call order.
@@ -37,7 +37,9 @@ type Users = LoadingCache<u64, String, String>;
 fn users<L: Kind>(
     calls: &Calls,
     delay: Duration,
-    configure: impl FnOnce(CacheBuilder<u64, String>) -> CacheBuilder<u64, String, RandomState, L>,
+    configure: impl FnOnce(
+        CacheBuilder<u64, String>,
+    ) -> CacheBuilder<u64, String, DefaultHashBuilder, L>,
 ) -> Users {
     let calls = calls.clone();
     configure(TtlCache::builder().clock(TokioClock))

@@ -21,7 +21,7 @@ use common::{Calls, drive};
 
 /// The builder's type once configured: plain, or moved to the loading state by a loading
 /// setting.
-type Configured<L> = CacheBuilder<u64, u64, std::hash::RandomState, L>;
+type Configured<L> = CacheBuilder<u64, u64, ttlcache::DefaultHashBuilder, L>;
 
 /// A cache whose loader takes `delay` and answers `key * 10 + the calls before it`, so a
 /// reload gives a new value.

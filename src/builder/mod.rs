@@ -12,7 +12,7 @@
 mod loading;
 mod settings;
 
-use std::{fmt, hash::RandomState, time::Duration};
+use std::{fmt, time::Duration};
 
 pub use loading::{BatchLoading, Kind, Loading};
 #[cfg(feature = "redis")]
@@ -22,6 +22,7 @@ pub(crate) use settings::{Durations, MAX_SHARDS, Settings, check_durations};
 pub(crate) use settings::{Timer, tokio_runtime};
 
 use crate::{
+    DefaultHashBuilder,
     cache::{TtlCache, Weigher},
     clock::{Clock, TimeSource},
     error::BuildError,
@@ -47,7 +48,7 @@ use crate::{
 /// assert_eq!(cache.get("token"), Some(42));
 /// ```
 #[must_use]
-pub struct CacheBuilder<K, V, S = RandomState, L = Plain> {
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
     max_capacity: Option<u64>,
     weigher: Option<Weigher<K, V>>,
     time_to_live: Option<Duration>,
@@ -78,7 +79,7 @@ impl<K, V> CacheBuilder<K, V> {
             clock: TimeSource::default(),
             listener: None,
             expiry: None,
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             kind: Plain,
             #[cfg(feature = "redis")]
             coherent: None,
@@ -304,7 +305,9 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
         self
     }
 
-    /// The hasher that picks shards and buckets; by default [`RandomState`].
+    /// The hasher that picks shards and buckets; by default a [`DefaultHashBuilder`], fast
+    /// and seeded per cache. Give std's [`RandomState`](std::hash::RandomState) for keys that
+    /// an attacker chooses: see [`DefaultHashBuilder`] on hash flooding.
     ///
     /// # Examples
     ///

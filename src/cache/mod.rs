@@ -27,7 +27,7 @@ mod load;
 use std::{
     borrow::Borrow,
     fmt,
-    hash::{BuildHasher, Hash, RandomState},
+    hash::{BuildHasher, Hash},
     time::Duration,
 };
 
@@ -42,6 +42,7 @@ pub(crate) use load::KeyLeader;
 pub(crate) use load::Refresh;
 
 use crate::{
+    DefaultHashBuilder,
     builder::{CacheBuilder, Settings},
     climber::Climber,
     clock::{Now, Tick, Timeline},
@@ -104,7 +105,7 @@ pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 /// let name = cache.get_or_insert_with("user:2".to_string(), || "Grace");
 /// assert_eq!(name, "Grace");
 /// ```
-pub struct TtlCache<K, V, S = RandomState> {
+pub struct TtlCache<K, V, S = DefaultHashBuilder> {
     inner: Arc<Inner<K, V, S>>,
 }
 

@@ -3,13 +3,13 @@
 
 use std::{
     borrow::Borrow,
-    hash::{BuildHasher, Hash, RandomState},
+    hash::{BuildHasher, Hash},
     sync::Arc,
     time::Duration,
 };
 
 use crate::{
-    TtlCache,
+    DefaultHashBuilder, TtlCache,
     builder::Settings,
     error::{BuildError, LoadError},
     flight::Flight,
@@ -39,7 +39,7 @@ where
             clock: settings.clock.clone(),
             listener: None,
             expiry: None,
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             #[cfg(feature = "redis")]
             coherent: None,
         })

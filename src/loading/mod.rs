@@ -44,7 +44,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     future::Future,
-    hash::{BuildHasher, Hash, RandomState},
+    hash::{BuildHasher, Hash},
     pin::Pin,
     sync::Arc,
     time::Duration,
@@ -56,7 +56,7 @@ use tokio::{
 };
 
 use crate::{
-    TtlCache,
+    DefaultHashBuilder, TtlCache,
     builder::{Loading, Settings},
     cache::{KeyLeader, Refresh},
     error::LoadError,
@@ -126,7 +126,7 @@ impl<K, V, E> Loader<K, V, E> {
 /// assert_eq!(profiles.cache().stats().load_successes, 1);
 /// # }
 /// ```
-pub struct LoadingCache<K, V, E, S = RandomState> {
+pub struct LoadingCache<K, V, E, S = DefaultHashBuilder> {
     cache: TtlCache<K, V, S>,
     shared: Arc<Shared<K, V, E>>,
 }
