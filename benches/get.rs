@@ -1,9 +1,13 @@
 //! The hit path: `get` of a present key, side by side with the peers, on 1 to 8 threads.
 //!
 //! `cargo bench --bench get`. Every peer holds `u64 -> u64`, 2^16 entries, read in a
-//! pseudo-random order. `get_hit` runs one thread; `get_hit_threads` runs 1, 2, 4 and 8
-//! threads on one shared cache, each thread reading its own key order: on 2 cores, 4 and 8
-//! oversubscribe and show how each peer behaves when a lock holder is descheduled. The
+//! pseudo-random order, each with its own default hasher. Every group reads on spawned
+//! threads, never the bench's main thread, since that is where a service reads its cache
+//! (tokio workers, thread pools). `get_hit` runs one thread; `get_hit_threads` runs 1, 2, 4
+//! and 8 threads on one shared cache, each thread reading its own key order: on 2 cores, 4
+//! and 8 oversubscribe and show how each peer behaves when a lock holder is descheduled.
+//! `get_hit_sizes` sweeps the size from 2^10 to 2^22 entries (half-full caches), where a hit
+//! pays for every cache line it touches once the cache outgrows the CPU's caches. The
 //! unsynchronized `HashMap` is the limit: it is only read, so it needs no lock at all.
 
 // criterion_group! generates functions that cannot carry docs.
@@ -24,6 +28,25 @@ const ENTRIES: u64 = 1 << 16;
 const BATCH: usize = 1_024;
 /// Thread counts of `get_hit_threads`.
 const THREADS: [usize; 4] = [1, 2, 4, 8];
+/// Sizes of `get_hit_sizes`, as powers of two.
+const SIZES: [u32; 5] = [10, 13, 16, 20, 22];
+/// The peers `get_hit_sizes` sweeps: the fastest, and the limit.
+const SWEPT: [&str; 3] = ["ttlcache", "quick_cache", "hashmap"];
+/// Lookups per iteration of `get_hit_sizes`: enough distinct keys that, in a large cache,
+/// most are not in the CPU's caches from the iteration before.
+const SWEEP_KEYS: usize = 1 << 16;
+
+/// Reads every key of `keys` from `get` `iterations` times on a spawned thread, and returns
+/// the time the reads took there.
+fn on_a_spawned_thread(iterations: u64, keys: &[u64], get: impl Fn(u64) + Sync) -> Duration {
+    peers::timed_on_threads(1, |_| {
+        for _ in 0..iterations {
+            for &key in keys {
+                get(black_box(key));
+            }
+        }
+    })
+}
 
 fn filled_peers() -> Vec<(&'static str, Box<dyn peers::Peer>)> {
     let mut all = peers::all(2 * ENTRIES);
@@ -39,12 +62,38 @@ fn get_hit(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for (name, peer) in filled_peers() {
         group.bench_function(name, |b| {
-            b.iter(|| {
-                for &key in &keys {
-                    black_box(peer.get(black_box(key)));
-                }
+            b.iter_custom(|iterations| {
+                on_a_spawned_thread(iterations, &keys, |key| {
+                    black_box(peer.get(key));
+                })
             })
         });
+    }
+    group.finish();
+}
+
+fn get_hit_sizes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("get_hit_sizes");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(SWEEP_KEYS as u64));
+    for bits in SIZES {
+        let entries = 1u64 << bits;
+        let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, SWEEP_KEYS, entries);
+        for (name, mut peer) in peers::all(2 * entries) {
+            if !SWEPT.contains(&name) {
+                continue;
+            }
+            peers::fill(name, &mut peer, entries);
+            group.bench_function(BenchmarkId::new(name, format!("2^{bits}")), |b| {
+                b.iter_custom(|iterations| {
+                    on_a_spawned_thread(iterations, &keys, |key| {
+                        black_box(peer.get(key));
+                    })
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -125,15 +174,21 @@ fn get_hit_expiry(c: &mut Criterion) {
             cache.insert(key, key);
         }
         group.bench_function(name, |b| {
-            b.iter(|| {
-                for &key in &keys {
-                    black_box(cache.get(black_box(&key)));
-                }
+            b.iter_custom(|iterations| {
+                on_a_spawned_thread(iterations, &keys, |key| {
+                    black_box(cache.get(&key));
+                })
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, get_hit, get_hit_threads, get_hit_expiry);
+criterion_group!(
+    benches,
+    get_hit,
+    get_hit_threads,
+    get_hit_expiry,
+    get_hit_sizes
+);
 criterion_main!(benches);
