@@ -7,7 +7,8 @@ fn main() {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     match which.as_str() {
         "tt" => { let c = ttlcache::TtlCache::<u64, u64>::builder().max_capacity(2 * n).build().unwrap(); for k in 0..n { c.insert(k, k); }
-            for _ in 0..gets { x ^= x << 13; x ^= x >> 7; x ^= x << 17; black_box(c.get(&(x % n))); } }
+            let run = || { let mut x = x; for _ in 0..gets { x ^= x << 13; x ^= x >> 7; x ^= x << 17; black_box(c.get(&(x % n))); } };
+            if std::env::var("SPAWN").is_ok() { std::thread::scope(|s| { s.spawn(run); }); } else { run() } }
         "ttl" => { let c = ttlcache::TtlCache::<u64, u64>::builder().max_capacity(2 * n).time_to_live(std::time::Duration::from_secs(3600)).build().unwrap(); for k in 0..n { c.insert(k, k); }
             for _ in 0..gets { x ^= x << 13; x ^= x >> 7; x ^= x << 17; black_box(c.get(&(x % n))); } }
         "qc" => { let c = quick_cache::sync::Cache::<u64, u64>::new(2 * n as usize); for k in 0..n { c.insert(k, k); }
