@@ -8,18 +8,20 @@ use std::{
 
 /// The hasher a cache uses unless given another with
 /// [`CacheBuilder::hasher`](crate::CacheBuilder::hasher): fast, and randomly seeded per
-/// cache, the choice hashbrown and quick_cache make. It is foldhash's `fast` hasher behind a
-/// type of this crate, so that the algorithm can change without changing the API.
+/// cache. It is foldhash's fast variant (hashbrown's default; quick_cache uses foldhash's
+/// quality variant) behind a type of this crate, so that the algorithm can change without
+/// changing the API.
 ///
 /// It hashes a `u64` key in a few nanoseconds, where std's SipHash
 /// [`RandomState`](std::hash::RandomState) takes about ten: a tenth or more of a hit.
 ///
-/// **Hash flooding.** Each cache draws its own seed, so no list of keys collides in every
-/// cache, and keys that collide in one process do not in the next. That defeats simple
-/// attacks, but it is not a cryptographic guarantee: an attacker who chooses keys at will
-/// and can watch how long requests take may learn enough to make keys collide in one cache,
-/// piling them into one bucket and slowing that shard. For keys an attacker controls (user
-/// names, URLs, header values) choose std's SipHash, which is built to resist that:
+/// **Hash flooding.** The hasher is seeded at random (a seed per process, and one per
+/// cache), so a list of colliding keys cannot be prepared in advance: it is "minimally
+/// DoS-resistant", in foldhash's words, and defeats simple attacks. It is not built to resist
+/// an attacker who chooses keys at will and can watch how long requests take: such an
+/// attacker may learn enough to make keys collide, piling them into one bucket and slowing
+/// that shard. For keys an attacker controls (user names, URLs, header values) choose std's
+/// SipHash, which is built to resist that:
 ///
 /// ```
 /// use std::hash::RandomState;
@@ -44,15 +46,22 @@ use std::{
 /// let another = DefaultHashBuilder::default();
 /// assert_ne!(one.hash_one(42u64), another.hash_one(42u64), "seeded apart");
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct DefaultHashBuilder(foldhash::fast::RandomState);
 
 impl BuildHasher for DefaultHashBuilder {
-    type Hasher = DefaultHasher;
+    type Hasher = FastHasher;
 
     #[inline]
-    fn build_hasher(&self) -> DefaultHasher {
-        DefaultHasher(self.0.build_hasher())
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0.build_hasher())
+    }
+}
+
+/// Shows no seed.
+impl fmt::Debug for DefaultHashBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultHashBuilder").finish_non_exhaustive()
     }
 }
 
@@ -70,9 +79,9 @@ impl BuildHasher for DefaultHashBuilder {
 /// assert_eq!(hasher.finish(), builder.hash_one(7u64));
 /// ```
 #[derive(Clone)]
-pub struct DefaultHasher(foldhash::fast::FoldHasher<'static>);
+pub struct FastHasher(foldhash::fast::FoldHasher<'static>);
 
-impl Hasher for DefaultHasher {
+impl Hasher for FastHasher {
     #[inline]
     fn finish(&self) -> u64 {
         self.0.finish()
@@ -114,9 +123,10 @@ impl Hasher for DefaultHasher {
     }
 }
 
-impl fmt::Debug for DefaultHasher {
+/// Shows no state.
+impl fmt::Debug for FastHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultHasher").finish_non_exhaustive()
+        f.debug_struct("FastHasher").finish_non_exhaustive()
     }
 }
 

@@ -86,7 +86,7 @@ pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BuildError, LoadError};
 pub use expiry::Expiry;
-pub use hash::{DefaultHashBuilder, DefaultHasher};
+pub use hash::{DefaultHashBuilder, FastHasher};
 pub use lazy::{AsyncLazy, AsyncLazyBuilder};
 #[cfg(feature = "tokio")]
 pub use loading::LoadingCache;

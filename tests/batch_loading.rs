@@ -358,7 +358,15 @@ async fn batch_settings_are_checked() {
             setting: "batch_window"
         }
     );
-    // The other loading settings keep a batch-loading builder in its state.
+    // The other loading settings keep a batch-loading builder in its state, in either order,
+    // and so does a hasher.
+    let either_order = TtlCache::<u64, u64>::builder()
+        .refresh_after(Duration::from_secs(1))
+        .batch_window(Duration::from_millis(1))
+        .hasher(std::hash::RandomState::new())
+        .build_batch_loading(batch)
+        .unwrap();
+    assert_eq!(either_order.get(&3).await, Ok(3));
     let cache = TtlCache::<u64, u64>::builder()
         .max_batch_size(10)
         .refresh_after(Duration::from_secs(1))

@@ -25,7 +25,7 @@ type Configured<L> = CacheBuilder<u64, u64, ttlcache::DefaultHashBuilder, L>;
 
 /// A cache whose loader takes `delay` and answers `key * 10 + the calls before it`, so a
 /// reload gives a new value.
-fn counting<L: Kind<Loading = Loading>>(
+fn counting<L: Kind<Next = Loading>>(
     calls: &Calls,
     delay: Duration,
     configure: impl FnOnce(CacheBuilder<u64, u64>) -> Configured<L>,
@@ -347,7 +347,7 @@ async fn refresh_after_not_before_the_ttl_is_refused_naming_both() {
 
 #[tokio::test]
 async fn settings_that_cannot_work_are_refused() {
-    fn refused<L: Kind<Loading = Loading>>(builder: Configured<L>) -> BuildError {
+    fn refused<L: Kind<Next = Loading>>(builder: Configured<L>) -> BuildError {
         let loader = |key: u64| async move { Ok::<_, String>(key) };
         builder.build_loading(loader).unwrap_err()
     }

@@ -67,7 +67,7 @@ const DEFAULT_MAX_BATCH_SIZE: usize = 1_000;
 /// # drop(builder);
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let cache = ttlcache::TtlCache::<u64, u64>::builder()
@@ -82,7 +82,7 @@ pub struct BatchLoading(Loading);
 pub trait Kind: sealed::Sealed {
     /// The state a loading setting moves the builder into: [`BatchLoading`] stays, the
     /// others become [`Loading`].
-    type Loading: Kind;
+    type Next: Kind;
 
     /// The loading settings given so far.
     #[doc(hidden)]
@@ -90,11 +90,11 @@ pub trait Kind: sealed::Sealed {
 
     /// The state after a loading setting, holding `loading`.
     #[doc(hidden)]
-    fn with_loading(loading: Loading) -> Self::Loading;
+    fn with_loading(loading: Loading) -> Self::Next;
 }
 
 impl Kind for Plain {
-    type Loading = Loading;
+    type Next = Loading;
 
     fn into_loading(self) -> Loading {
         Loading::default()
@@ -106,7 +106,7 @@ impl Kind for Plain {
 }
 
 impl Kind for Loading {
-    type Loading = Loading;
+    type Next = Loading;
 
     fn into_loading(self) -> Loading {
         self
@@ -118,7 +118,7 @@ impl Kind for Loading {
 }
 
 impl Kind for BatchLoading {
-    type Loading = BatchLoading;
+    type Next = BatchLoading;
 
     fn into_loading(self) -> Loading {
         self.0
@@ -157,7 +157,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// assert_eq!(prices.get(&7).await.unwrap(), 700);
     /// # }
     /// ```
-    pub fn refresh_after(self, refresh_after: Duration) -> CacheBuilder<K, V, S, L::Loading> {
+    pub fn refresh_after(self, refresh_after: Duration) -> CacheBuilder<K, V, S, L::Next> {
         self.loading(|loading| loading.refresh_after = Some(refresh_after))
     }
 
@@ -172,7 +172,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     ///     .load_timeout(std::time::Duration::from_secs(2));
     /// # drop(builder);
     /// ```
-    pub fn load_timeout(self, load_timeout: Duration) -> CacheBuilder<K, V, S, L::Loading> {
+    pub fn load_timeout(self, load_timeout: Duration) -> CacheBuilder<K, V, S, L::Next> {
         self.loading(|loading| loading.load_timeout = Some(load_timeout))
     }
 
@@ -188,7 +188,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     pub fn max_concurrent_loads(
         self,
         max_concurrent_loads: usize,
-    ) -> CacheBuilder<K, V, S, L::Loading> {
+    ) -> CacheBuilder<K, V, S, L::Next> {
         self.loading(|loading| loading.max_concurrent_loads = Some(max_concurrent_loads))
     }
 
@@ -203,7 +203,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     ///     .error_ttl(std::time::Duration::from_secs(5));
     /// # drop(builder);
     /// ```
-    pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, L::Loading> {
+    pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, L::Next> {
         self.loading(|loading| loading.error_ttl = Some(error_ttl))
     }
 
@@ -239,7 +239,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
 
     /// The same settings in the state after a loading setting, with `set` applied to its
     /// loading settings.
-    fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, L::Loading> {
+    fn loading(self, set: impl FnOnce(&mut Loading)) -> CacheBuilder<K, V, S, L::Next> {
         self.map(|hasher, kind| {
             let mut loading = kind.into_loading();
             set(&mut loading);
@@ -259,7 +259,7 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
 }
 
 #[cfg(feature = "tokio")]
-impl<K, V, S, L: Kind<Loading = Loading>> CacheBuilder<K, V, S, L>
+impl<K, V, S, L: Kind<Next = Loading>> CacheBuilder<K, V, S, L>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,

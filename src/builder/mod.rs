@@ -64,7 +64,8 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
 }
 
 /// The state of a [`CacheBuilder`] given no setting that only a loading cache honours: it
-/// builds a [`TtlCache`] with `build`, or a loading cache with `build_loading`.
+/// builds a [`TtlCache`] with `build`, or a loading cache with `build_loading` or
+/// `build_batch_loading`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Plain;
 
@@ -414,7 +415,10 @@ where
     /// when no cache reads the time.) A builder given a setting that only a
     /// [`LoadingCache`](crate::LoadingCache) honours has no `build`: its type is
     /// [`CacheBuilder<_, _, _, Loading>`](Loading), which builds with
-    /// [`build_loading`](Self::build_loading) only.
+    /// [`build_loading`](Self::build_loading) or
+    /// [`build_batch_loading`](Self::build_batch_loading), or, given a setting of a batch
+    /// loader, [`CacheBuilder<_, _, _, BatchLoading>`](BatchLoading), which builds with
+    /// `build_batch_loading` only.
     ///
     /// # Errors
     ///

@@ -3,13 +3,13 @@
 
 use std::{
     borrow::Borrow,
-    hash::{BuildHasher, Hash},
+    hash::{BuildHasher, Hash, RandomState},
     sync::Arc,
     time::Duration,
 };
 
 use crate::{
-    DefaultHashBuilder, TtlCache,
+    TtlCache,
     builder::Settings,
     error::{BuildError, LoadError},
     flight::Flight,
@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Failures remembered for `error_ttl`, by key.
-pub(super) struct Failures<K, E>(TtlCache<K, Arc<Remembered<E>>>);
+pub(super) struct Failures<K, E>(TtlCache<K, Arc<Remembered<E>>, RandomState>);
 
 impl<K, E> Failures<K, E>
 where
@@ -39,7 +39,9 @@ where
             clock: settings.clock.clone(),
             listener: None,
             expiry: None,
-            hasher: DefaultHashBuilder::default(),
+            // SipHash, whatever the cache's hasher: keys that failed (a `NotFound` an
+            // attacker can ask for at will) need not be fast to find.
+            hasher: RandomState::new(),
             #[cfg(feature = "redis")]
             coherent: None,
         })
