@@ -32,8 +32,8 @@ const THREADS: [usize; 4] = [1, 2, 4, 8];
 const SIZES: [u32; 5] = [10, 13, 16, 20, 22];
 /// The peers `get_hit_sizes` sweeps: the fastest, and the limit.
 const SWEPT: [&str; 3] = ["ttlcache", "quick_cache", "hashmap"];
-/// Lookups per iteration of `get_hit_sizes`: enough distinct keys that, in a large cache,
-/// most are not in the CPU's caches from the iteration before.
+/// Lookups per iteration of `get_hit_sizes`, uniformly random (with repeats): enough that, in
+/// a large cache, most miss the CPU's caches left by the iteration before.
 const SWEEP_KEYS: usize = 1 << 16;
 
 /// Reads every key of `keys` from `get` `iterations` times on a spawned thread, and returns

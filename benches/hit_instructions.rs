@@ -1,27 +1,31 @@
 //! The hit path in instructions, which do not swing with the machine's load as timings do.
 //!
-//! Fills a cache of 2^16 `u64` entries (with a fixed `DefaultHasher`, so that every run
-//! probes alike), then makes `GETS` pseudo-random hits. Run it under cachegrind twice, with
-//! `GETS` hits and with none, and divide the difference by `GETS`:
+//! Fills a cache of twice 2^`BITS` entries (default 16) with 2^`BITS` `u64` entries, then
+//! makes `GETS` pseudo-random hits. Run it under cachegrind twice, with `GETS` hits and with
+//! none, and divide the difference by `GETS` (`--cache-sim=yes` adds simulated L1-data
+//! misses):
 //!
 //! ```sh
 //! cargo bench --bench hit_instructions --no-run
-//! BIN=$(ls target/release/deps/hit_instructions-* | grep -v '\.d$')
+//! BIN=$(ls -t target/release/deps/hit_instructions-* | grep -v '\.d$' | head -1)
 //! for gets in 0 1000000; do
 //!     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null $BIN $gets ttl
 //! done
 //! ```
 //!
-//! `MODE` is one of `plain` (no time to live), `ttl` (an hour), `create` (a time to live and
-//! an `Expiry` that overrides only `expire_after_create`) and `read` (one that also
-//! overrides `expire_after_read`). Without arguments (as `cargo bench` runs it) it times
-//! 10^6 hits of each mode, roughly.
+//! `MODE`, for ttlcache with std's `DefaultHasher` (SipHash-1-3 with fixed keys, so that every
+//! run probes alike): `plain` (no time to live), `ttl` (an hour), `create` (a time to live and
+//! an `Expiry` that overrides only `expire_after_create`), `read` (one that also overrides
+//! `expire_after_read`). With each crate's default, randomly seeded hasher (counts move by a
+//! few instructions between runs): `default` (ttlcache), `quick_cache`, `hashmap` (std's,
+//! unsynchronized). Without arguments (as `cargo bench` runs it) it times 10^6 hits of each
+//! ttlcache mode with a fixed hasher, roughly.
 
 // A benchmark binary: its items need no docs.
 #![allow(missing_docs)]
 
 use std::{
-    collections::hash_map::DefaultHasher,
+    collections::{HashMap, hash_map::DefaultHasher},
     hash::BuildHasherDefault,
     hint::black_box,
     time::{Duration, Instant},
@@ -29,7 +33,6 @@ use std::{
 
 use ttlcache::{Expiry, TtlCache};
 
-const ENTRIES: u64 = 1 << 16;
 const HOUR: Duration = Duration::from_secs(3600);
 
 struct OnCreate;
@@ -51,33 +54,69 @@ impl Expiry<u64, u64> for OnRead {
     }
 }
 
-type Cache = TtlCache<u64, u64, BuildHasherDefault<DefaultHasher>>;
+type Fixed = TtlCache<u64, u64, BuildHasherDefault<DefaultHasher>>;
 
-fn filled(mode: &str) -> Cache {
+/// A ttlcache with a fixed hasher, set up as `mode` says, holding `entries` entries.
+fn fixed(mode: &str, entries: u64) -> Fixed {
     let builder = TtlCache::builder()
-        .max_capacity(2 * ENTRIES)
+        .max_capacity(2 * entries)
         .hasher(BuildHasherDefault::<DefaultHasher>::default());
     let cache = match mode {
         "plain" => builder.build(),
         "ttl" => builder.time_to_live(HOUR).build(),
         "create" => builder.time_to_live(HOUR).expire_after(OnCreate).build(),
         "read" => builder.time_to_live(HOUR).expire_after(OnRead).build(),
-        other => panic!("no mode {other:?}: plain, ttl, create or read"),
+        other => panic!("no mode {other:?}"),
     }
     .expect("valid settings");
-    for key in 0..ENTRIES {
-        cache.insert(key, key);
-    }
+    (0..entries).for_each(|key| cache.insert(key, key));
     cache
 }
 
-fn hits(cache: &Cache, gets: u64) {
+/// Makes `gets` pseudo-random hits on keys below `entries`.
+fn hits(gets: u64, entries: u64, get: impl Fn(u64)) {
     let mut x = 0x2545_F491_4F6C_DD1D_u64;
     for _ in 0..gets {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        black_box(cache.get(&(x % ENTRIES)));
+        get(x % entries);
+    }
+}
+
+/// Fills the cache `mode` names with `entries` entries, and makes `gets` hits on it.
+fn run(mode: &str, gets: u64, entries: u64) {
+    let capacity = 2 * entries;
+    match mode {
+        "default" => {
+            let cache = TtlCache::<u64, u64>::builder()
+                .max_capacity(capacity)
+                .build()
+                .expect("valid settings");
+            (0..entries).for_each(|key| cache.insert(key, key));
+            hits(gets, entries, |key| {
+                black_box(cache.get(&key));
+            });
+        }
+        "quick_cache" => {
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(capacity as usize);
+            (0..entries).for_each(|key| cache.insert(key, key));
+            hits(gets, entries, |key| {
+                black_box(cache.get(&key));
+            });
+        }
+        "hashmap" => {
+            let map: HashMap<u64, u64> = (0..entries).map(|key| (key, key)).collect();
+            hits(gets, entries, |key| {
+                black_box(map.get(&key));
+            });
+        }
+        mode => {
+            let cache = fixed(mode, entries);
+            hits(gets, entries, |key| {
+                black_box(cache.get(&key));
+            });
+        }
     }
 }
 
@@ -86,17 +125,20 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
         .collect();
-    if let [gets, mode] = args.as_slice() {
+    if let [gets, mode, rest @ ..] = args.as_slice() {
         let gets = gets.parse().expect("GETS is a count");
-        return hits(&filled(mode), gets);
+        let bits: u32 = rest
+            .first()
+            .map_or(16, |bits| bits.parse().expect("BITS is a number"));
+        return run(mode, gets, 1 << bits);
     }
     for mode in ["plain", "ttl", "create", "read"] {
-        let cache = filled(mode);
+        let cache = fixed(mode, 1 << 16);
         let started = Instant::now();
-        hits(&cache, 1_000_000);
-        println!(
-            "{mode:>6}: {:.1} ns per hit",
-            started.elapsed().as_nanos() as f64 / 1e6
-        );
+        hits(1_000_000, 1 << 16, |key| {
+            black_box(cache.get(&key));
+        });
+        let per_hit = started.elapsed().as_nanos() as f64 / 1e6;
+        println!("{mode:>6}: {per_hit:.1} ns per hit");
     }
 }
