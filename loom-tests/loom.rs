@@ -583,6 +583,43 @@ mod lazy {
         });
     }
 
+    /// The first value of a lazy without deadlines is read through `first` (rule 7 of
+    /// `lazy/mod.rs`) until a write replaces it: a reader racing `set` or `invalidate` sees the
+    /// first value or what followed, and once the write returned, never the first value.
+    #[test]
+    fn a_reader_of_the_first_value_racing_a_set_or_an_invalidate_never_sees_it_after() {
+        for replace_by_set in [true, false] {
+            model(move || {
+                let loads = Arc::new(AtomicUsize::new(0));
+                let counter = Arc::clone(&loads);
+                let lazy = AsyncLazy::new(move || {
+                    let load = counter.fetch_add(1, Ordering::SeqCst);
+                    async move { 10 + load }
+                });
+                // Held throughout, as a reader keeps its configuration: the first value stays
+                // alive after it is replaced.
+                let held = loom::future::block_on(lazy.get());
+                assert_eq!(*held, 10);
+                let writer = {
+                    let lazy = lazy.clone();
+                    thread::spawn(move || {
+                        if replace_by_set {
+                            lazy.set(20);
+                        } else {
+                            lazy.invalidate();
+                        }
+                    })
+                };
+                let racing = *loom::future::block_on(lazy.get());
+                assert!([10, 11, 20].contains(&racing), "got {racing}");
+                writer.join().unwrap();
+                let after = *loom::future::block_on(lazy.get());
+                assert_ne!(after, 10, "the first value, after it was replaced");
+                drop(held);
+            });
+        }
+    }
+
     #[test]
     fn a_reader_during_a_refresh_sees_the_whole_old_or_the_whole_new_value() {
         model(|| {

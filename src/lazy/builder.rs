@@ -11,7 +11,7 @@ use crate::{
     builder::{Durations, check_durations},
     clock::{Clock, TimeSource, Timeline},
     error::BuildError,
-    sync::{ArcCell, Mutex},
+    sync::{ArcCell, AtomicBool, Mutex, WeakOnce},
 };
 
 /// Settings for an [`AsyncLazy`], made by [`AsyncLazy::builder`] or [`AsyncLazy::try_builder`].
@@ -206,6 +206,8 @@ where
             shared: Arc::new(Shared {
                 init: self.init,
                 value: ArcCell::empty(),
+                first: WeakOnce::new(),
+                replaced: AtomicBool::new(false),
                 pending: Mutex::new(None),
                 timeline: Timeline::new(self.clock),
                 time_to_live: self.time_to_live,

@@ -8,7 +8,7 @@ use crate::{
     clock::Tick,
     error::LoadError,
     flight::{self, Flight, Found, Landing, Led, Outcome, Run, catch_panic},
-    sync,
+    sync::{self, Ordering},
 };
 
 /// The leader of a lazy's load.
@@ -152,7 +152,17 @@ impl<T, E> Shared<T, E> {
         }
         #[cfg(feature = "tokio")]
         let announce = Some(Arc::clone(&value));
+        // The first value of a lazy without deadlines is also kept where readers find it
+        // cheaply, once `value` holds it; any later write turns that off first (rule 7).
+        let first = !self.first.is_set() && !self.replaced.load(Ordering::Relaxed);
+        let fast = (first && !self.has_deadlines()).then(|| Arc::clone(&value));
+        if !first {
+            self.replaced.store(true, Ordering::Release);
+        }
         let old = self.value.swap(Some(Arc::new(Loaded { value, loaded_at })));
+        if let Some(value) = fast {
+            self.first.set(&value);
+        }
         #[cfg(feature = "tokio")]
         let announced = announce.map(|value| self.updates.send_replace(Some(value)));
         #[cfg(not(feature = "tokio"))]

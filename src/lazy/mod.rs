@@ -24,6 +24,11 @@
 //!    tick of the last handle being dropped; a failure makes it retry sooner, backing off
 //!    exponentially up to the period (each delay spread by a quarter either way), and never
 //!    ends it.
+//! 7. A lazy without deadlines also keeps a weak reference to its first value in `first`, a
+//!    cell read with one acquire load, once `value` holds it; every later write (store, `set`, `invalidate`),
+//!    all under `pending`'s mutex, sets `replaced` before it takes effect. A reader that sees
+//!    `replaced` unset and `first` set serves `first`: it read before any later write took
+//!    effect, so `first` was the current value. Readers that see `replaced` read `value`.
 
 mod builder;
 #[cfg(feature = "redis")]
@@ -49,7 +54,7 @@ use crate::{
     clock::{Tick, Timeline},
     error::LoadError,
     flight::Flight,
-    sync::{self, ArcCell, Mutex},
+    sync::{self, ArcCell, AtomicBool, Mutex, Ordering, WeakOnce},
 };
 
 type Init<T, E> = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, E>> + Send>> + Send + Sync>;
@@ -90,6 +95,13 @@ pub struct AsyncLazy<T, E = Infallible> {
 pub(crate) struct Shared<T, E> {
     init: Init<T, E>,
     value: ArcCell<Loaded<T>>,
+    /// The first value kept, weakly (it does not outlive its replacement), while no other
+    /// write has followed it (`replaced` is false): what a lazy without deadlines serves
+    /// without arc-swap's bookkeeping (rule 7).
+    first: WeakOnce<T>,
+    /// Set by every write after the first (and by every invalidation), before it takes
+    /// effect: from then on readers read `value`.
+    replaced: AtomicBool,
     pending: Mutex<Option<sync::Arc<Flight<Arc<T>>>>>,
     timeline: Timeline,
     time_to_live: Option<Duration>,
@@ -361,6 +373,7 @@ where
         let old = {
             let mut pending = self.shared.pending.lock();
             *pending = None;
+            self.shared.replaced.store(true, Ordering::Release);
             self.shared.value.swap(None)
         };
         // Dropped unlocked: the value's `Drop` may call into this lazy.
@@ -464,6 +477,12 @@ where
     #[inline]
     fn current(&self) -> Current<T> {
         let shared = &*self.shared;
+        if !shared.has_deadlines()
+            && !shared.replaced.load(Ordering::Acquire)
+            && let Some(first) = shared.first.upgrade()
+        {
+            return Current::Fresh(first);
+        }
         shared.value.read(|loaded| {
             let Some(loaded) = loaded else {
                 return Current::Missing;

@@ -85,6 +85,34 @@ impl<T> ArcCell<T> {
     }
 }
 
+/// A mutex stands in for `OnceLock`, as for arc-swap.
+pub(crate) struct WeakOnce<T>(loom::sync::Mutex<Option<std::sync::Weak<T>>>);
+
+impl<T> WeakOnce<T> {
+    pub(crate) fn new() -> Self {
+        Self(loom::sync::Mutex::new(None))
+    }
+
+    pub(crate) fn upgrade(&self) -> Option<std::sync::Arc<T>> {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().and_then(std::sync::Weak::upgrade)
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    pub(crate) fn set(&self, value: &std::sync::Arc<T>) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(std::sync::Arc::downgrade(value));
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for ArcCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArcCell").finish_non_exhaustive()

@@ -106,6 +106,31 @@ impl<T> ArcCell<T> {
     }
 }
 
+/// A weak reference to an `Arc<T>`, set at most once, read with one acquire load
+/// (`OnceLock`): it does not keep the value alive.
+pub(crate) struct WeakOnce<T>(std::sync::OnceLock<Weak<T>>);
+
+impl<T> WeakOnce<T> {
+    pub(crate) const fn new() -> Self {
+        Self(std::sync::OnceLock::new())
+    }
+
+    /// The value, if it was set and is still alive.
+    #[inline]
+    pub(crate) fn upgrade(&self) -> Option<Arc<T>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// Sets it to `value` unless it is set already.
+    pub(crate) fn set(&self, value: &Arc<T>) {
+        let _ = self.0.set(Arc::downgrade(value));
+    }
+}
+
 impl<T> std::fmt::Debug for ArcCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArcCell").finish_non_exhaustive()
