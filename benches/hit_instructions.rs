@@ -1,16 +1,14 @@
 //! The hit path in instructions, which do not swing with the machine's load as timings do.
 //!
 //! Fills a cache of twice 2^`BITS` entries (default 16) with 2^`BITS` `u64` entries, then
-//! makes `GETS` pseudo-random hits. Run it under cachegrind twice, with `GETS` hits and with
-//! none, and divide the difference by `GETS` (`--cache-sim=yes` adds simulated L1-data
-//! misses):
+//! makes `GETS` pseudo-random hits. Run it under callgrind, counting only the hits (the
+//! out-of-line `hits`), and divide by `GETS`; `--cache-sim=yes` adds simulated L1-data misses:
 //!
 //! ```sh
 //! cargo bench --bench hit_instructions --no-run
 //! BIN=$(ls -t target/release/deps/hit_instructions-* | grep -v '\.d$' | head -1)
-//! for gets in 0 1000000; do
-//!     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null $BIN $gets ttl
-//! done
+//! valgrind --tool=callgrind --cache-sim=yes --toggle-collect='hit_instructions::hits*' \
+//!     --callgrind-out-file=/dev/null $BIN 1000000 default 22
 //! ```
 //!
 //! `MODE`, for ttlcache with std's `DefaultHasher` (SipHash-1-3 with fixed keys, so that every
@@ -18,7 +16,9 @@
 //! an `Expiry` that overrides only `expire_after_create`), `read` (one that also overrides
 //! `expire_after_read`). With each crate's default, randomly seeded hasher (counts move by a
 //! few instructions between runs): `default` (ttlcache), `quick_cache`, `hashmap` (std's,
-//! unsynchronized). Without arguments (as `cargo bench` runs it) it times 10^6 hits of each
+//! unsynchronized). `insert` and `quick_cache_insert` count inserts of new keys into a full
+//! cache of 2^`BITS` instead (`--toggle-collect='hit_instructions::inserts*'`). Without
+//! arguments (as `cargo bench` runs it) it times 10^6 hits of each
 //! ttlcache mode with a fixed hasher, roughly.
 
 // A benchmark binary: its items need no docs.
@@ -73,7 +73,9 @@ fn fixed(mode: &str, entries: u64) -> Fixed {
     cache
 }
 
-/// Makes `gets` pseudo-random hits on keys below `entries`.
+/// Makes `gets` pseudo-random hits on keys below `entries`. Kept out of line, so that
+/// cachegrind can count it alone (`--toggle-collect`).
+#[inline(never)]
 fn hits(gets: u64, entries: u64, get: impl Fn(u64)) {
     let mut x = 0x2545_F491_4F6C_DD1D_u64;
     for _ in 0..gets {
@@ -84,10 +86,31 @@ fn hits(gets: u64, entries: u64, get: impl Fn(u64)) {
     }
 }
 
-/// Fills the cache `mode` names with `entries` entries, and makes `gets` hits on it.
+/// Inserts `count` keys from `entries` on, each new. Kept out of line, as `hits` is.
+#[inline(never)]
+fn inserts(count: u64, entries: u64, insert: impl Fn(u64)) {
+    (entries..entries + count).for_each(insert);
+}
+
+/// Fills the cache `mode` names with `entries` entries, and makes `gets` hits on it; the
+/// `insert` modes fill a cache of `entries` and make `gets` inserts of new keys instead, each
+/// at capacity.
 fn run(mode: &str, gets: u64, entries: u64) {
     let capacity = 2 * entries;
     match mode {
+        "insert" => {
+            let cache = TtlCache::<u64, u64>::builder()
+                .max_capacity(entries)
+                .build()
+                .expect("valid settings");
+            (0..entries).for_each(|key| cache.insert(key, key));
+            inserts(gets, entries, |key| cache.insert(key, key));
+        }
+        "quick_cache_insert" => {
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(entries as usize);
+            (0..entries).for_each(|key| cache.insert(key, key));
+            inserts(gets, entries, |key| cache.insert(key, key));
+        }
         "default" => {
             let cache = TtlCache::<u64, u64>::builder()
                 .max_capacity(capacity)

@@ -61,27 +61,33 @@ enum Queue {
     Staged,
 }
 
-/// The policy's part of a slot: 16 bytes.
+/// The policy's part of a slot: 8 bytes, laid out first in the slot with the mark a hit sets
+/// first. Its ring links are kept apart ([`Links`]).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Node {
-    prev: SlotIndex,
-    next: SlotIndex,
-    /// The key's short hash: the sketch counts by it, and the shard finds the entry's bucket
-    /// by it.
-    fingerprint: u32,
-    queue: Queue,
-    /// Not yet passed by the window's hand: a new entry's one turn in the window.
-    young: bool,
     /// Requests since the policy last looked, up to [`HIT_CAP`]: the write that stored the
     /// entry, then reads.
     hits: AtomicU8,
+    queue: Queue,
+    /// Not yet passed by the window's hand: a new entry's one turn in the window.
+    young: bool,
+    /// The key's short hash: the sketch counts by it, and the shard finds the entry's bucket
+    /// by it.
+    fingerprint: u32,
+}
+
+/// A node's neighbours in its ring, kept apart from the node: a hit reads the node, never
+/// these.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Links {
+    prev: SlotIndex,
+    next: SlotIndex,
 }
 
 impl Node {
     pub(crate) fn new(fingerprint: u32) -> Self {
         Self {
-            prev: 0,
-            next: 0,
             fingerprint,
             queue: Queue::Window,
             young: true,
@@ -119,6 +125,8 @@ impl Node {
 pub(crate) trait Arena {
     fn node(&self, index: SlotIndex) -> &Node;
     fn node_mut(&mut self, index: SlotIndex) -> &mut Node;
+    fn links(&self, index: SlotIndex) -> Links;
+    fn links_mut(&mut self, index: SlotIndex) -> &mut Links;
     fn weight(&self, index: SlotIndex) -> u32;
 }
 
@@ -134,33 +142,34 @@ impl Ring {
     fn push(&mut self, arena: &mut impl Arena, index: SlotIndex) {
         match self.oldest {
             None => {
-                let node = arena.node_mut(index);
-                node.prev = index;
-                node.next = index;
+                *arena.links_mut(index) = Links {
+                    prev: index,
+                    next: index,
+                };
                 self.oldest = Some(index);
             }
             Some(oldest) => {
-                let youngest = arena.node(oldest).prev;
-                arena.node_mut(youngest).next = index;
-                arena.node_mut(oldest).prev = index;
-                let node = arena.node_mut(index);
-                node.prev = youngest;
-                node.next = oldest;
+                let youngest = arena.links(oldest).prev;
+                arena.links_mut(youngest).next = index;
+                arena.links_mut(oldest).prev = index;
+                *arena.links_mut(index) = Links {
+                    prev: youngest,
+                    next: oldest,
+                };
             }
         }
         self.weight += u64::from(arena.weight(index));
     }
 
     fn unlink(&mut self, arena: &mut impl Arena, index: SlotIndex) {
-        let node = arena.node(index);
-        let (prev, next) = (node.prev, node.next);
+        let Links { prev, next } = arena.links(index);
         self.weight -= u64::from(arena.weight(index));
         if next == index {
             self.oldest = None;
             return;
         }
-        arena.node_mut(prev).next = next;
-        arena.node_mut(next).prev = prev;
+        arena.links_mut(prev).next = next;
+        arena.links_mut(next).prev = prev;
         if self.oldest == Some(index) {
             self.oldest = Some(next);
         }
@@ -169,7 +178,7 @@ impl Ring {
     /// Makes the oldest the youngest: the hand moves on.
     fn rotate(&mut self, arena: &impl Arena) {
         if let Some(oldest) = self.oldest {
-            self.oldest = Some(arena.node(oldest).next);
+            self.oldest = Some(arena.links(oldest).next);
         }
     }
 }
@@ -347,14 +356,14 @@ impl Policy {
         let mut ranked = Vec::with_capacity(self.entries);
         for ring in [&self.protected, &self.window, &self.probation] {
             let Some(oldest) = ring.oldest else { continue };
-            let youngest = arena.node(oldest).prev;
+            let youngest = arena.links(oldest).prev;
             let mut at = youngest;
             loop {
                 ranked.push(at);
                 if at == oldest {
                     break;
                 }
-                at = arena.node(at).prev;
+                at = arena.links(at).prev;
             }
         }
         // Staged entries exist only inside a write, which a reader never sees.
@@ -370,7 +379,7 @@ impl Policy {
                 let mut at = first;
                 loop {
                     indices.push(at);
-                    at = arena.node(at).next;
+                    at = arena.links(at).next;
                     if at == first {
                         break;
                     }
@@ -403,7 +412,7 @@ impl Policy {
         loop {
             let index = self.window.oldest?;
             if index == newest {
-                if arena.node(index).next == newest {
+                if arena.links(index).next == newest {
                     return None;
                 }
                 self.window.rotate(arena);
@@ -477,8 +486,8 @@ impl Policy {
 mod tests {
     use super::*;
 
-    /// Nodes by index, standing in for the shard's slots.
-    struct Nodes(Vec<Node>);
+    /// Nodes and their links by index, standing in for the shard's slots.
+    struct Nodes(Vec<Node>, Vec<Links>);
 
     impl Arena for Nodes {
         fn node(&self, index: SlotIndex) -> &Node {
@@ -486,6 +495,12 @@ mod tests {
         }
         fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
             &mut self.0[index as usize]
+        }
+        fn links(&self, index: SlotIndex) -> Links {
+            self.1[index as usize]
+        }
+        fn links_mut(&mut self, index: SlotIndex) -> &mut Links {
+            &mut self.1[index as usize]
         }
         fn weight(&self, _: SlotIndex) -> u32 {
             1
@@ -506,7 +521,10 @@ mod tests {
             let hash = |key: u32| (u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
             Self {
                 policy: Policy::new(capacity),
-                nodes: Nodes((0..keys).map(|key| Node::new(hash(key))).collect()),
+                nodes: Nodes(
+                    (0..keys).map(|key| Node::new(hash(key))).collect(),
+                    vec![Links::default(); keys as usize],
+                ),
                 capacity,
                 held: Default::default(),
                 accesses: 0,

@@ -34,7 +34,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 if slot.is_expired(now) {
                     return None;
                 }
-                let idle_deadline = self.time_to_idle.map(|_| slot.expires_at());
+                let idle_deadline = self.slots.time_to_idle.map(|_| slot.expires_at());
                 let written_deadline = self.written_deadline(index);
                 Some((&slot.key, &slot.value, written_deadline, idle_deadline))
             })
@@ -55,7 +55,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     ) -> usize {
         // An entry would be expired as it is written with a time to idle of zero; it is
         // skipped, not stored and reported as expired.
-        if entries.is_empty() || self.time_to_idle == Some(Duration::ZERO) {
+        if entries.is_empty() || self.slots.time_to_idle == Some(Duration::ZERO) {
             return 0;
         }
         // Room that expired entries take is room for the snapshot's.

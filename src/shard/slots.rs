@@ -1,10 +1,12 @@
 //! The slab a shard keeps its entries in: slots whose indices stay fixed from insert to
 //! removal, and the columns of times and weights that only some shards keep beside them.
 
+use std::time::Duration;
+
 use crate::{
     clock::{Now, Tick},
     hash,
-    policy::{Arena, Node, SlotIndex},
+    policy::{Arena, Links, Node, SlotIndex},
     sync::{AtomicU64, Ordering},
 };
 
@@ -19,12 +21,15 @@ pub(super) struct Deadlines {
     pub(super) refreshes_at: Tick,
 }
 
+/// What a hit reads, and nothing else: a slot of a `u64` key and value is 32 bytes, and the
+/// alignment keeps each within one cache line. The policy's links live in a column of their own.
+#[repr(C, align(32))]
 pub(super) struct Slot<K, V> {
-    pub(super) key: K,
-    pub(super) value: V,
+    pub(super) node: Node,
     /// The deadline reads check, as a raw tick: see the module docs.
     pub(super) expires_at: AtomicU64,
-    pub(super) node: Node,
+    pub(super) key: K,
+    pub(super) value: V,
 }
 
 impl<K, V> Slot<K, V> {
@@ -56,15 +61,20 @@ impl<K, V> Slot<K, V> {
 }
 
 /// The slab: slots by index, the times some shards keep beside them, and the indices free for
-/// reuse.
+/// reuse. The fields a hit reads come first (see the `shard` module docs).
+#[repr(C)]
 pub(super) struct Slots<K, V> {
     pub(super) slots: Vec<Option<Slot<K, V>>>,
+    /// With `refresh_after`: when a read of each slot should start a reload.
+    pub(super) refresh_times: Column<Tick>,
+    /// The shard's time to idle, kept here beside the columns a hit reads.
+    pub(super) time_to_idle: Option<Duration>,
     /// With a time to idle: the deadline each slot's last write set, its time plus its time to
     /// live, or never, as raw ticks: an [`Expiry`](crate::Expiry)'s reads move it under the
     /// read lock.
     pub(super) written_deadlines: Column<AtomicU64>,
-    /// With `refresh_after`: when a read of each slot should start a reload.
-    pub(super) refresh_times: Column<Tick>,
+    /// Each slot's neighbours in its policy ring.
+    links: Vec<Links>,
     /// With a weigher: each slot's weight (1 without one).
     pub(super) weights: Column<u32>,
     pub(super) vacant: Vec<SlotIndex>,
@@ -172,14 +182,16 @@ fn push_within<T>(items: &mut Vec<T>, item: T, expected: usize) {
 impl<K, V> Slots<K, V> {
     pub(super) fn new(
         expected: usize,
-        time_to_idle: bool,
+        time_to_idle: Option<Duration>,
         refresh_after: bool,
         weighted: bool,
     ) -> Self {
         Self {
             slots: Vec::new(),
-            written_deadlines: Column::deadlines(time_to_idle),
+            links: Vec::new(),
+            written_deadlines: Column::deadlines(time_to_idle.is_some()),
             refresh_times: Column::kept(refresh_after, Tick::NEVER),
+            time_to_idle,
             weights: Column::kept(weighted, 1),
             vacant: Vec::new(),
             expected,
@@ -209,6 +221,7 @@ impl<K, V> Slots<K, V> {
                 let index = SlotIndex::try_from(self.slots.len())
                     .expect("a shard holds fewer than 2^32 entries: use more shards");
                 push_within(&mut self.slots, Some(slot), self.expected);
+                push_within(&mut self.links, Links::default(), self.expected);
                 index
             }
         };
@@ -219,6 +232,16 @@ impl<K, V> Slots<K, V> {
         debug_assert!(self.weights.values.is_some() || weight == 1);
         self.weights.set(index, weight, self.expected);
         index
+    }
+
+    /// Takes every slot out, forgetting the rest and the memory it took.
+    pub(super) fn clear(&mut self) -> Vec<Option<Slot<K, V>>> {
+        self.vacant.clear();
+        self.links = Vec::new();
+        self.written_deadlines.clear();
+        self.refresh_times.clear();
+        self.weights.clear();
+        std::mem::take(&mut self.slots)
     }
 
     pub(super) fn take(&mut self, index: SlotIndex) -> Slot<K, V> {
@@ -244,7 +267,29 @@ impl<K, V> Arena for Slots<K, V> {
     }
 
     #[inline]
+    fn links(&self, index: SlotIndex) -> Links {
+        self.links[index as usize]
+    }
+
+    #[inline]
+    fn links_mut(&mut self, index: SlotIndex) -> &mut Links {
+        &mut self.links[index as usize]
+    }
+
+    #[inline]
     fn weight(&self, index: SlotIndex) -> u32 {
         self.weights.get(index)
+    }
+}
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_of_a_u64_key_and_value_fills_half_a_cache_line() {
+        assert_eq!(size_of::<Option<Slot<u64, u64>>>(), 32);
+        assert_eq!(align_of::<Option<Slot<u64, u64>>>(), 32);
+        assert_eq!(size_of::<Links>(), 8);
     }
 }
