@@ -25,11 +25,15 @@ const WORDS_PER_BLOCK: usize = 8;
 /// The largest count a counter holds.
 const MAX_COUNT: u64 = 15;
 
+/// One cache line of counters, aligned to one: a `Vec<u64>` is aligned to 16 bytes at best, and
+/// its blocks of eight words straddled two lines.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; WORDS_PER_BLOCK]);
+
 #[derive(Debug, Default)]
 pub(crate) struct Sketch {
-    words: Vec<u64>,
-    /// `words.len() / WORDS_PER_BLOCK`.
-    blocks: u64,
+    blocks: Vec<Block>,
     /// The keys the sketch was sized for.
     expected: usize,
     additions: u64,
@@ -47,8 +51,7 @@ impl Sketch {
             .saturating_mul(COUNTERS_PER_KEY)
             .div_ceil(counters_per_block);
         Self {
-            words: vec![0; blocks * WORDS_PER_BLOCK],
-            blocks: blocks as u64,
+            blocks: vec![Block::default(); blocks],
             expected,
             additions: 0,
         }
@@ -59,31 +62,32 @@ impl Sketch {
         self.expected
     }
 
-    /// The word and bit shift of each of `fingerprint`'s four counters.
+    /// `fingerprint`'s block, and the word in it and bit shift of each of its four counters.
     #[inline]
-    fn counters(&self, fingerprint: u32) -> [(usize, u32); 4] {
+    fn counters(&self, fingerprint: u32) -> (usize, [(usize, u32); 4]) {
         let mixed = crate::hash::mix(u64::from(fingerprint));
         // The high half picks the block (multiply-shift: any block count, no modulo); the
         // low half, for each counter, one of two words and one of sixteen counters in it.
-        let block = ((mixed >> 32) * self.blocks) >> 32;
-        let first_word = block as usize * WORDS_PER_BLOCK;
+        let block = ((mixed >> 32) * self.blocks.len() as u64) >> 32;
         let mut at = [(0, 0); 4];
         for (depth, slot) in at.iter_mut().enumerate() {
             let bits = (mixed >> (5 * depth)) as usize;
-            let word = first_word + 2 * depth + (bits & 1);
+            let word = 2 * depth + (bits & 1);
             *slot = (word, ((bits >> 1) % COUNTERS_PER_WORD) as u32 * 4);
         }
-        at
+        (block as usize, at)
     }
 
     /// How often the key was counted; 0 when the sketch has no counters.
     pub(crate) fn frequency(&self, fingerprint: u32) -> u8 {
-        if self.words.is_empty() {
+        if self.blocks.is_empty() {
             return 0;
         }
-        self.counters(fingerprint)
+        let (block, counters) = self.counters(fingerprint);
+        let words = &self.blocks[block].0;
+        counters
             .iter()
-            .map(|&(word, shift)| (self.words[word] >> shift) & MAX_COUNT)
+            .map(|&(word, shift)| (words[word] >> shift) & MAX_COUNT)
             .min()
             .unwrap_or(0) as u8
     }
@@ -91,14 +95,16 @@ impl Sketch {
     /// Counts `times` more requests for the key; returns its count (as
     /// [`frequency`](Self::frequency) would, before any aging this addition triggers).
     pub(crate) fn add(&mut self, fingerprint: u32, times: u8) -> u8 {
-        if self.words.is_empty() {
+        if self.blocks.is_empty() {
             return 0;
         }
+        let (block, counters) = self.counters(fingerprint);
+        let words = &mut self.blocks[block].0;
         let mut least = MAX_COUNT;
-        for (word, shift) in self.counters(fingerprint) {
-            let count = (self.words[word] >> shift) & MAX_COUNT;
+        for (word, shift) in counters {
+            let count = (words[word] >> shift) & MAX_COUNT;
             let raised = (count + u64::from(times)).min(MAX_COUNT);
-            self.words[word] += (raised - count) << shift;
+            words[word] += (raised - count) << shift;
             least = least.min(raised);
         }
         self.additions += u64::from(times);
@@ -110,7 +116,7 @@ impl Sketch {
 
     /// Halves every counter.
     fn age(&mut self) {
-        for word in &mut self.words {
+        for word in self.blocks.iter_mut().flat_map(|block| &mut block.0) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;
@@ -161,11 +167,12 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_by_the_expected_keys() {
-        assert_eq!(Sketch::with_capacity(0).words.len(), 0);
+        assert_eq!(Sketch::with_capacity(0).blocks.len(), 0);
         let sketch = Sketch::with_capacity(1000);
         assert_eq!(sketch.capacity(), 1000);
         // 16,000 counters of 4 bits, in whole 64-byte blocks: 8 bytes a key.
-        assert_eq!(sketch.words.len() * 8, 8000);
+        assert_eq!(size_of_val(&sketch.blocks[..]), 8000);
+        assert_eq!(sketch.blocks.as_ptr() as usize % 64, 0);
     }
 
     #[test]
