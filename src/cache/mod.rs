@@ -8,11 +8,7 @@
 //! 1. A hit takes one shard's read lock and writes only atomics: the entry's policy mark (once),
 //!    its idle deadline (with a time to idle), its deadlines (with an `Expiry` that overrides
 //!    `expire_after_read`, asked out of line: `expiry.rs`), and this thread's stats stripe.
-//!    Never a write lock, never a lock shared by all shards. The shard locks are big-reader
-//!    locks ([`ReadMostly`]): a read locks its thread's stripe of the shard's lock, so readers
-//!    on two cores do not pass the lock's line back and forth (issue 15: two threads went from
-//!    0.9× to 1.5× the throughput of one on the 2-core VM), and a write locks all eight
-//!    stripes (about 230 instructions more a write).
+//!    Never a write lock, never a lock shared by all shards.
 //! 2. A write takes one shard's write lock. What it removes is reported and dropped after the
 //!    lock is released (`removal.rs`). The weigher runs before the lock for `insert`, and under
 //!    it when a loaded value is stored (the leader's key is in the shard by then) and for
@@ -56,7 +52,7 @@ use crate::{
     removal::{Listener, Removals},
     shard::{Freshness, Shard, Timed, Write},
     stats::Counters,
-    sync::{Arc, AtomicBool, Mutex, Ordering, ReadMostly},
+    sync::{Arc, AtomicBool, Mutex, Ordering, RwLock},
 };
 
 /// Which time to live a write takes ([`TtlCache::store`]).
@@ -114,7 +110,7 @@ pub struct TtlCache<K, V, S = DefaultHashBuilder> {
 }
 
 /// A shard behind its lock, on cache lines of its own.
-type LockedShard<K, V> = CachePadded<ReadMostly<Shard<K, V>>>;
+type LockedShard<K, V> = CachePadded<RwLock<Shard<K, V>>>;
 
 struct Inner<K, V, S> {
     shards: Box<[LockedShard<K, V>]>,
@@ -166,7 +162,7 @@ where
                     settings.refresh_after,
                     counts,
                 );
-                CachePadded::new(ReadMostly::new(shard))
+                CachePadded::new(RwLock::new(shard))
             })
             .collect();
         let cache = Self {
@@ -248,7 +244,7 @@ where
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &ReadMostly<Shard<K, V>> {
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
         &self.inner.shards[self.shard_index(hash)]
     }
 
@@ -261,7 +257,7 @@ where
 
     /// The shards, each behind its lock, in index order.
     #[cfg(feature = "serde")]
-    pub(crate) fn shards(&self) -> impl ExactSizeIterator<Item = &ReadMostly<Shard<K, V>>> {
+    pub(crate) fn shards(&self) -> impl ExactSizeIterator<Item = &RwLock<Shard<K, V>>> {
         self.inner.shards.iter().map(|shard| &**shard)
     }
 

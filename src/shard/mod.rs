@@ -27,12 +27,12 @@
 //! the slab, only by shards with a time to idle or `refresh_after`: a slot is 16 bytes
 //! smaller for the caches that need neither.
 //!
-//! Layout. A hit of a small key and value misses the CPU's cache on about as few lines as
-//! quick_cache's (issue 15, measured in BENCHMARKS.md): the lock's stripe, the table's control
-//! bytes, the bucket's slot index, the slot, and the shard's own fields. For the last two, the slot holds
+//! Layout. A hit of a small key and value misses the CPU's cache on as few lines as
+//! quick_cache's (issue 15, measured in BENCHMARKS.md): the table's control bytes, the
+//! bucket's slot index, the slot, and the shard's own fields. For the last two, the slot holds
 //! what a hit reads and nothing else (its ring links are in a column, and it is aligned so that
 //! a 32-byte slot never straddles two lines), and the shard and the slab are `repr(C)` with the
-//! fields a hit reads first, so that they fill as few lines as they can.
+//! fields a hit reads first, so that they share the first two lines behind the lock word.
 
 #[cfg(feature = "serde")]
 mod restore;

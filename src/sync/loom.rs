@@ -26,12 +26,11 @@ impl<T> Mutex<T> {
     }
 }
 
-/// The big-reader lock, modelled as the reader-writer lock it behaves as; it never reports
-/// poisoning.
+/// A reader-writer lock that never reports poisoning.
 #[derive(Debug, Default)]
-pub(crate) struct ReadMostly<T>(loom::sync::RwLock<T>);
+pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
 
-impl<T> ReadMostly<T> {
+impl<T> RwLock<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(loom::sync::RwLock::new(value))
     }

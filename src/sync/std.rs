@@ -1,11 +1,10 @@
-//! The facade for builds: std's atomics and `Arc`, parking_lot's mutex, crossbeam's
-//! big-reader lock, arc-swap.
+//! The facade for builds: std's atomics and `Arc`, parking_lot's locks, arc-swap.
 
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
     future::Future,
-    sync::{OnceLock, PoisonError, atomic::AtomicUsize},
+    sync::{OnceLock, atomic::AtomicUsize},
     task::{Context, Poll, Wake, Waker},
 };
 
@@ -21,27 +20,8 @@ pub(crate) use std::{
 
 /// A mutual-exclusion lock that never reports poisoning.
 pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
-/// A reader-writer lock for data that is read far more often than written, which never reports
-/// poisoning: crossbeam's big-reader lock, where a reader locks only its own thread's stripe
-/// (so readers on different cores write no shared line) and a writer locks every stripe.
-#[derive(Debug)]
-pub(crate) struct ReadMostly<T>(crossbeam_utils::sync::ShardedLock<T>);
-
-impl<T> ReadMostly<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self(crossbeam_utils::sync::ShardedLock::new(value))
-    }
-
-    #[inline]
-    pub(crate) fn read(&self) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    #[inline]
-    pub(crate) fn write(&self) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, T> {
-        self.0.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+/// A reader-writer lock that never reports poisoning.
+pub(crate) type RwLock<T> = parking_lot::RwLock<T>;
 
 /// Drives `future` to completion on the calling thread, parking it while the future is pending.
 ///
