@@ -74,7 +74,7 @@ fn fixed(mode: &str, entries: u64) -> Fixed {
 }
 
 /// Makes `gets` pseudo-random hits on keys below `entries`. Kept out of line, so that
-/// cachegrind can count it alone (`--toggle-collect`).
+/// callgrind can count it alone (`--toggle-collect`).
 #[inline(never)]
 fn hits(gets: u64, entries: u64, get: impl Fn(u64)) {
     let mut x = 0x2545_F491_4F6C_DD1D_u64;

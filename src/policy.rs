@@ -465,7 +465,7 @@ impl Policy {
     }
 
     /// Every tracked entry, for consistency checks, after checking each ring's weight.
-    #[cfg(test)]
+    #[cfg(all(test, not(ttlcache_loom)))]
     pub(crate) fn tracked(&self, arena: &impl Arena) -> Vec<SlotIndex> {
         let indices = self.indices(arena);
         let weight = |queue| -> u64 {
