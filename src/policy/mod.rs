@@ -26,6 +26,11 @@
 //! 3. Each entry is in exactly one place: a ring, or (between `admit` and `settle` of one write)
 //!    the staged candidates.
 
+mod ring;
+
+pub(crate) use ring::Links;
+use ring::Ring;
+
 use crate::{
     sketch::Sketch,
     sync::{AtomicU8, Ordering},
@@ -77,14 +82,6 @@ pub(crate) struct Node {
     fingerprint: u32,
 }
 
-/// A node's neighbours in its ring, kept apart from the node: a hit reads the node, never
-/// these.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Links {
-    prev: SlotIndex,
-    next: SlotIndex,
-}
-
 impl Node {
     pub(crate) fn new(fingerprint: u32) -> Self {
         Self {
@@ -128,59 +125,6 @@ pub(crate) trait Arena {
     fn links(&self, index: SlotIndex) -> Links;
     fn links_mut(&mut self, index: SlotIndex) -> &mut Links;
     fn weight(&self, index: SlotIndex) -> u32;
-}
-
-/// A circular list of nodes, oldest first, with its total weight.
-#[derive(Debug, Default)]
-struct Ring {
-    oldest: Option<SlotIndex>,
-    weight: u64,
-}
-
-impl Ring {
-    /// Adds `index` as the youngest.
-    fn push(&mut self, arena: &mut impl Arena, index: SlotIndex) {
-        match self.oldest {
-            None => {
-                *arena.links_mut(index) = Links {
-                    prev: index,
-                    next: index,
-                };
-                self.oldest = Some(index);
-            }
-            Some(oldest) => {
-                let youngest = arena.links(oldest).prev;
-                arena.links_mut(youngest).next = index;
-                arena.links_mut(oldest).prev = index;
-                *arena.links_mut(index) = Links {
-                    prev: youngest,
-                    next: oldest,
-                };
-            }
-        }
-        self.weight += u64::from(arena.weight(index));
-    }
-
-    fn unlink(&mut self, arena: &mut impl Arena, index: SlotIndex) {
-        let Links { prev, next } = arena.links(index);
-        self.weight -= u64::from(arena.weight(index));
-        if next == index {
-            self.oldest = None;
-            return;
-        }
-        arena.links_mut(prev).next = next;
-        arena.links_mut(next).prev = prev;
-        if self.oldest == Some(index) {
-            self.oldest = Some(next);
-        }
-    }
-
-    /// Makes the oldest the youngest: the hand moves on.
-    fn rotate(&mut self, arena: &impl Arena) {
-        if let Some(oldest) = self.oldest {
-            self.oldest = Some(arena.links(oldest).next);
-        }
-    }
 }
 
 /// A shard's eviction policy.
