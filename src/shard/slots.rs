@@ -262,6 +262,13 @@ impl<K, V> Arena for Slots<K, V> {
         &self.get(index).node
     }
 
+    fn node_at(&self, index: SlotIndex) -> Option<&Node> {
+        self.slots
+            .get(index as usize)?
+            .as_ref()
+            .map(|slot| &slot.node)
+    }
+
     #[inline]
     fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
         &mut self.slots[index as usize]

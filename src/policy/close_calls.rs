@@ -1,0 +1,271 @@
+//! Close calls: whether a lead of one count should win the admission contest.
+//!
+//! A contest is a *close call* when the candidate's count leads the victim's by exactly one.
+//! What such a lead is worth depends on the workload:
+//! - In a loop over more keys than fit, every key is asked for once a lap, yet the candidate
+//!   always leads by one: it was asked for a moment ago, while the victim, which comes up
+//!   later in the lap, was not yet. Admitting it evicts a key needed sooner than itself, and
+//!   the cache churns like an LRU, which hits nothing on a loop.
+//! - Where popularity shifts, a key asked for again lately is worth more than one that was
+//!   not, and admitting on the fresh request is what keeps up.
+//!
+//! So the policy judges its own close calls by what happens next. Each call is remembered
+//! under the key it dropped (the victim if the candidate was admitted, the candidate if not).
+//! When that key comes back, the call is settled: had the entry kept instead been asked for
+//! since? If not, the call was a mistake, and the dropped key should have stayed. Mistaken
+//! admissions move the policy towards *strict* (a lead of one no longer admits), mistaken
+//! rejections towards lenient; calls that proved right move it the other way.
+//!
+//! Rules:
+//! 1. Calls are kept in a direct-mapped table by the dropped key's short hash: a newer call
+//!    overwrites an older one in its place, so memory stays bounded (half a byte per entry of
+//!    capacity, at most [`MAX_CALLS`] calls) and calls whose key never comes back fade.
+//! 2. Whether the kept entry was asked for is read from its node's unfolded requests, if it is
+//!    still held, and from the sketch: its count rose since the call. Aging can hide a request
+//!    from the sketch; that only makes a verdict rougher.
+//! 3. The verdicts move a saturating score in `-SCORE_LIMIT..=SCORE_LIMIT`; the policy is strict
+//!    while it is above zero. The limit is the hysteresis: a run of verdicts, not one, turns it.
+
+use super::{Arena, SlotIndex};
+use crate::sketch::Sketch;
+
+/// Entries of capacity per remembered call.
+const CAPACITY_PER_CALL: u64 = 32;
+/// The fewest calls a bounded policy remembers.
+const MIN_CALLS: u64 = 16;
+/// The most calls a policy remembers: 64 KiB.
+const MAX_CALLS: u64 = 4096;
+/// How far the score goes either way.
+const SCORE_LIMIT: i8 = 4;
+
+/// What a close call decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// The candidate was admitted; the victim was dropped.
+    Admitted,
+    /// The candidate was dropped; the victim was kept.
+    Rejected,
+}
+
+/// A close call, remembered until its dropped key comes back.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    dropped: u32,
+    kept: SlotIndex,
+    kept_fingerprint: u32,
+    /// The kept key's count at the call.
+    kept_count: u8,
+    verdict: Verdict,
+}
+
+/// The close calls a shard's policy made, and what they taught it.
+#[derive(Debug, Default)]
+pub(super) struct CloseCalls {
+    calls: Vec<Option<Call>>,
+    score: i8,
+}
+
+impl CloseCalls {
+    /// Room for the calls of a shard of `capacity`; none for an unbounded one, which never
+    /// holds a contest.
+    pub(super) fn new(capacity: u64) -> Self {
+        if capacity == u64::MAX {
+            return Self::default();
+        }
+        let calls = (capacity / CAPACITY_PER_CALL)
+            .next_power_of_two()
+            .clamp(MIN_CALLS, MAX_CALLS);
+        Self {
+            calls: vec![None; calls as usize],
+            score: 0,
+        }
+    }
+
+    /// Whether a lead of one count should lose the contest.
+    pub(super) fn strict(&self) -> bool {
+        self.score > 0
+    }
+
+    fn place(&self, fingerprint: u32) -> usize {
+        // The table's length is a power of two; the mixed high bits spread short hashes that
+        // differ only in their high bits.
+        (crate::hash::mix(u64::from(fingerprint)) >> 32) as usize & (self.calls.len() - 1)
+    }
+
+    /// Remembers a close call: `dropped` lost it to `kept`, whose count was `kept_count`.
+    pub(super) fn record(
+        &mut self,
+        dropped: u32,
+        kept: SlotIndex,
+        kept_fingerprint: u32,
+        kept_count: u8,
+        verdict: Verdict,
+    ) {
+        if self.calls.is_empty() {
+            return;
+        }
+        let place = self.place(dropped);
+        self.calls[place] = Some(Call {
+            dropped,
+            kept,
+            kept_fingerprint,
+            kept_count,
+            verdict,
+        });
+    }
+
+    /// A key is stored again: if a close call dropped it, settles that call.
+    pub(super) fn returned(&mut self, fingerprint: u32, arena: &impl Arena, sketch: &Sketch) {
+        if self.calls.is_empty() {
+            return;
+        }
+        let place = self.place(fingerprint);
+        let Some(call) = self.calls[place].filter(|call| call.dropped == fingerprint) else {
+            return;
+        };
+        self.calls[place] = None;
+        let unfolded = arena.node_at(call.kept).is_some_and(|node| {
+            node.fingerprint() == call.kept_fingerprint && node.has_unfolded_requests()
+        });
+        let kept_was_asked_for =
+            unfolded || sketch.frequency(call.kept_fingerprint) > call.kept_count;
+        // A mistaken admission, or a rejection that proved right, argues for strictness.
+        let towards_strict = kept_was_asked_for == (call.verdict == Verdict::Rejected);
+        self.score = if towards_strict {
+            (self.score + 1).min(SCORE_LIMIT)
+        } else {
+            (self.score - 1).max(-SCORE_LIMIT)
+        };
+    }
+}
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+    use crate::policy::{Links, Node};
+
+    struct Nodes(Vec<Node>);
+
+    impl Arena for Nodes {
+        fn node(&self, index: SlotIndex) -> &Node {
+            &self.0[index as usize]
+        }
+        fn node_at(&self, index: SlotIndex) -> Option<&Node> {
+            self.0.get(index as usize)
+        }
+        fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
+            &mut self.0[index as usize]
+        }
+        fn links(&self, _: SlotIndex) -> Links {
+            Links::default()
+        }
+        fn links_mut(&mut self, _: SlotIndex) -> &mut Links {
+            unreachable!("close calls never follow links")
+        }
+        fn weight(&self, _: SlotIndex) -> u32 {
+            1
+        }
+    }
+
+    /// Node 0 holds key 10, read since the policy last looked; node 1 holds key 11, not read.
+    fn arena() -> Nodes {
+        let read = Node::new(10);
+        let unread = Node::new(11);
+        unread.take_hits();
+        Nodes(vec![read, unread])
+    }
+
+    fn sketch() -> Sketch {
+        Sketch::with_capacity(64)
+    }
+
+    #[test]
+    fn an_admission_whose_victim_comes_back_first_makes_it_strict() {
+        let (arena, sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        // Key 11 was admitted over key 20; 20 comes back before 11 was asked for again.
+        calls.record(20, 1, 11, 0, Verdict::Admitted);
+        calls.returned(20, &arena, &sketch);
+        assert!(calls.strict());
+    }
+
+    #[test]
+    fn an_admission_that_paid_keeps_it_lenient() {
+        let (arena, mut sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        calls.record(20, 1, 11, 0, Verdict::Admitted);
+        calls.record(21, 0, 10, 0, Verdict::Admitted);
+        // Key 11 was asked for since (the sketch counts it); key 10 has an unfolded read.
+        sketch.add(11, 1);
+        calls.returned(20, &arena, &sketch);
+        calls.returned(21, &arena, &sketch);
+        assert!(!calls.strict());
+        assert_eq!(calls.score, -2);
+    }
+
+    #[test]
+    fn rejections_that_proved_right_make_it_strict_and_mistaken_ones_undo_it() {
+        let (arena, sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        // Victim 10 was kept over candidate 30, and read before 30 came back.
+        calls.record(30, 0, 10, 0, Verdict::Rejected);
+        calls.returned(30, &arena, &sketch);
+        assert!(calls.strict());
+        // Victim 11 was kept over candidate 31, and 31 came back first: twice.
+        for candidate in [31, 32] {
+            calls.record(candidate, 1, 11, 0, Verdict::Rejected);
+            calls.returned(candidate, &arena, &sketch);
+        }
+        assert!(!calls.strict());
+    }
+
+    #[test]
+    fn only_the_dropped_key_settles_a_call_and_only_once() {
+        let (arena, sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        calls.record(20, 1, 11, 0, Verdict::Admitted);
+        calls.returned(11, &arena, &sketch);
+        calls.returned(99, &arena, &sketch);
+        assert_eq!(calls.score, 0);
+        calls.returned(20, &arena, &sketch);
+        calls.returned(20, &arena, &sketch);
+        assert_eq!(calls.score, 1);
+    }
+
+    #[test]
+    fn a_kept_entry_since_replaced_does_not_count_its_successors_reads() {
+        let (arena, sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        // The call kept key 12 at node 0; node 0 now holds key 10, read since.
+        calls.record(20, 0, 12, 0, Verdict::Admitted);
+        calls.returned(20, &arena, &sketch);
+        assert!(calls.strict());
+    }
+
+    #[test]
+    fn the_score_saturates_so_a_short_run_turns_it() {
+        let (arena, sketch) = (arena(), sketch());
+        let mut calls = CloseCalls::new(1_000);
+        for dropped in 100..200 {
+            calls.record(dropped, 1, 11, 0, Verdict::Admitted);
+            calls.returned(dropped, &arena, &sketch);
+        }
+        assert_eq!(calls.score, SCORE_LIMIT);
+        for dropped in 200..200 + SCORE_LIMIT as u32 {
+            calls.record(dropped, 1, 11, 0, Verdict::Rejected);
+            calls.returned(dropped, &arena, &sketch);
+        }
+        assert!(!calls.strict());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_an_unbounded_policy_keeps_none() {
+        assert_eq!(CloseCalls::new(u64::MAX).calls.len(), 0);
+        assert_eq!(CloseCalls::new(10).calls.len(), MIN_CALLS as usize);
+        assert_eq!(CloseCalls::new(1 << 40).calls.len(), MAX_CALLS as usize);
+        let mut none = CloseCalls::new(u64::MAX);
+        none.record(1, 0, 2, 0, Verdict::Admitted);
+        none.returned(1, &arena(), &sketch());
+        assert!(!none.strict());
+    }
+}
