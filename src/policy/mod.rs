@@ -5,7 +5,10 @@
 //! straight in; when it has none, the candidate is compared with main's *victim* by how often
 //! each key was asked for (the [`Sketch`]), and the less popular of the two is evicted. A
 //! one-time scan therefore flows through the window without displacing what is used often, and
-//! a key that keeps coming back earns its place (TinyLFU admission).
+//! a key that keeps coming back earns its place (TinyLFU admission). A lead of a single count
+//! is a *close call*: whether it admits is learned from how the policy's past close calls
+//! turned out ([`close_calls`]), so that a loop over more keys than fit keeps a stable part of
+//! itself while shifting popularity still gets in.
 //!
 //! Main is split as in an SLRU: entries arrive in *probation*; one read again there moves to
 //! *protected* (80% of main) when the hand next looks at it; protected's overflow goes back to
