@@ -204,11 +204,19 @@ enum Moka {
 }
 
 impl Moka {
-    /// The column's name.
+    /// The column's name in the table and the chart.
     fn label(self) -> &'static str {
         match self {
             Moka::AsShipped => "moka",
             Moka::Bounded => "moka (bounded)",
+        }
+    }
+
+    /// The column's name in the CSV file.
+    fn csv_name(self) -> &'static str {
+        match self {
+            Moka::AsShipped => "moka",
+            Moka::Bounded => "moka_bounded",
         }
     }
 }
@@ -417,11 +425,10 @@ fn table(rows: &[Row], moka: Moka) -> String {
 }
 
 fn to_csv(rows: &[Row], moka: Moka) -> String {
-    let moka = match moka {
-        Moka::AsShipped => "moka",
-        Moka::Bounded => "moka_bounded",
-    };
-    let mut out = format!("trace,capacity,optimum,lru,ttlcache,{moka},quick_cache\n");
+    let mut out = format!(
+        "trace,capacity,optimum,lru,ttlcache,{},quick_cache\n",
+        moka.csv_name()
+    );
     for row in rows {
         let [ttl, moka, quick, lru] = row.hit_ratios;
         writeln!(
@@ -447,12 +454,18 @@ fn draw(rows: &[Row], path: &Path, moka: Moka) -> Result<(), Box<dyn Error>> {
     let grid = (traces.len().div_ceil(columns), columns);
     let root = SVGBackend::new(path, (1200, 380 * grid.0 as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let series: [(&str, RGBColor, u32); 5] = [
-        ("optimum", RGBColor(170, 170, 170), 1),
-        ("LRU", RGBColor(120, 120, 120), 1),
-        (moka.label(), RGBColor(230, 120, 30), 2),
-        ("quick_cache", RGBColor(40, 150, 80), 2),
-        ("ttlcache", RGBColor(30, 80, 200), 3),
+    /// A series' values: the optimum, or a cache's column in `Row::hit_ratios`.
+    #[derive(Clone, Copy)]
+    enum Values {
+        Optimum,
+        Column(usize),
+    }
+    let series: [(&str, Values, RGBColor, u32); 5] = [
+        ("optimum", Values::Optimum, RGBColor(170, 170, 170), 1),
+        ("LRU", Values::Column(3), RGBColor(120, 120, 120), 1),
+        (moka.label(), Values::Column(1), RGBColor(230, 120, 30), 2),
+        ("quick_cache", Values::Column(2), RGBColor(40, 150, 80), 2),
+        ("ttlcache", Values::Column(0), RGBColor(30, 80, 200), 3),
     ];
     for (panel, trace) in root.split_evenly(grid).iter().zip(&traces) {
         let points: Vec<&Row> = rows.iter().filter(|r| r.trace == *trace).collect();
@@ -476,13 +489,10 @@ fn draw(rows: &[Row], path: &Path, moka: Moka) -> Result<(), Box<dyn Error>> {
             })
             .y_desc("hit ratio %")
             .draw()?;
-        for (name, color, width) in series {
-            let value = |row: &Row| match name {
-                "optimum" => row.optimum,
-                "LRU" => row.hit_ratios[3],
-                "moka" | "moka (bounded)" => row.hit_ratios[1],
-                "quick_cache" => row.hit_ratios[2],
-                _ => row.hit_ratios[0],
+        for (name, values, color, width) in series {
+            let value = |row: &Row| match values {
+                Values::Optimum => row.optimum,
+                Values::Column(column) => row.hit_ratios[column],
             };
             let line: Vec<(f64, f64)> = points
                 .iter()

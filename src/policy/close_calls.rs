@@ -4,8 +4,9 @@
 //! What such a lead is worth depends on the workload:
 //! - In a loop over more keys than fit, every key is asked for once a lap, yet the candidate
 //!   always leads by one: it was asked for a moment ago, while the victim, which comes up
-//!   later in the lap, was not yet. Admitting it evicts a key needed sooner than itself, and
-//!   the cache churns like an LRU, which hits nothing on a loop.
+//!   later in the lap, was not yet. Admitting it evicts a key needed sooner than itself: the
+//!   cache churns, and each churned key is a hit lost (on the LIRS loop trace, two points of
+//!   an optimum of 49).
 //! - Where popularity shifts, a key asked for again lately is worth more than one that was
 //!   not, and admitting on the fresh request is what keeps up.
 //!
@@ -18,13 +19,19 @@
 //!
 //! Rules:
 //! 1. Calls are kept in a direct-mapped table by the dropped key's short hash: a newer call
-//!    overwrites an older one in its place, so memory stays bounded (half a byte per entry of
-//!    capacity, at most [`MAX_CALLS`] calls) and calls whose key never comes back fade.
+//!    overwrites an older one in its place, so memory stays bounded (16 bytes per 32 entries of
+//!    capacity, rounded up to a power of two: half a byte to a byte per entry, at least 256
+//!    bytes and at most [`MAX_CALLS`] calls a shard) and calls whose key never comes back fade.
 //! 2. Whether the kept entry was asked for is read from its node's unfolded requests, if it is
 //!    still held, and from the sketch: its count rose since the call. Aging can hide a request
 //!    from the sketch; that only makes a verdict rougher.
 //! 3. The verdicts move a saturating score in `-SCORE_LIMIT..=SCORE_LIMIT`; the policy is strict
-//!    while it is above zero. The limit is the hysteresis: a run of verdicts, not one, turns it.
+//!    while it is above zero. The limit is the hysteresis: from either end, it takes a run of
+//!    verdicts to turn it.
+//! 4. A call is recorded only if the kept entry has no unfolded requests, so that a request
+//!    made before the call is not taken for one made since. A candidate admitted in a close
+//!    call may still lose to a second victim in the same write (a heavy entry); its call then
+//!    settles as a mistake, which only adds noise.
 
 use super::{Arena, SlotIndex};
 use crate::sketch::Sketch;
@@ -49,13 +56,16 @@ pub(super) enum Verdict {
 
 /// A close call, remembered until its dropped key comes back.
 #[derive(Debug, Clone, Copy)]
-struct Call {
-    dropped: u32,
-    kept: SlotIndex,
-    kept_fingerprint: u32,
-    /// The kept key's count at the call.
-    kept_count: u8,
-    verdict: Verdict,
+pub(super) struct Call {
+    /// The short hash of the key that lost.
+    pub(super) dropped: u32,
+    /// Where the entry that won is held.
+    pub(super) kept: SlotIndex,
+    /// Its key's short hash, which tells it from a later entry in the same slot.
+    pub(super) kept_fingerprint: u32,
+    /// Its key's count at the call.
+    pub(super) kept_count: u8,
+    pub(super) verdict: Verdict,
 }
 
 /// The close calls a shard's policy made, and what they taught it.
@@ -92,26 +102,13 @@ impl CloseCalls {
         (crate::hash::mix(u64::from(fingerprint)) >> 32) as usize & (self.calls.len() - 1)
     }
 
-    /// Remembers a close call: `dropped` lost it to `kept`, whose count was `kept_count`.
-    pub(super) fn record(
-        &mut self,
-        dropped: u32,
-        kept: SlotIndex,
-        kept_fingerprint: u32,
-        kept_count: u8,
-        verdict: Verdict,
-    ) {
+    /// Remembers a close call until its dropped key comes back.
+    pub(super) fn record(&mut self, call: Call) {
         if self.calls.is_empty() {
             return;
         }
-        let place = self.place(dropped);
-        self.calls[place] = Some(Call {
-            dropped,
-            kept,
-            kept_fingerprint,
-            kept_count,
-            verdict,
-        });
+        let place = self.place(call.dropped);
+        self.calls[place] = Some(call);
     }
 
     /// A key is stored again: if a close call dropped it, settles that call.
@@ -179,12 +176,28 @@ mod tests {
         Sketch::with_capacity(64)
     }
 
+    fn call(
+        dropped: u32,
+        kept: SlotIndex,
+        kept_fingerprint: u32,
+        kept_count: u8,
+        verdict: Verdict,
+    ) -> Call {
+        Call {
+            dropped,
+            kept,
+            kept_fingerprint,
+            kept_count,
+            verdict,
+        }
+    }
+
     #[test]
     fn an_admission_whose_victim_comes_back_first_makes_it_strict() {
         let (arena, sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
         // Key 11 was admitted over key 20; 20 comes back before 11 was asked for again.
-        calls.record(20, 1, 11, 0, Verdict::Admitted);
+        calls.record(call(20, 1, 11, 0, Verdict::Admitted));
         calls.returned(20, &arena, &sketch);
         assert!(calls.strict());
     }
@@ -193,8 +206,8 @@ mod tests {
     fn an_admission_that_paid_keeps_it_lenient() {
         let (arena, mut sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
-        calls.record(20, 1, 11, 0, Verdict::Admitted);
-        calls.record(21, 0, 10, 0, Verdict::Admitted);
+        calls.record(call(20, 1, 11, 0, Verdict::Admitted));
+        calls.record(call(21, 0, 10, 0, Verdict::Admitted));
         // Key 11 was asked for since (the sketch counts it); key 10 has an unfolded read.
         sketch.add(11, 1);
         calls.returned(20, &arena, &sketch);
@@ -208,12 +221,12 @@ mod tests {
         let (arena, sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
         // Victim 10 was kept over candidate 30, and read before 30 came back.
-        calls.record(30, 0, 10, 0, Verdict::Rejected);
+        calls.record(call(30, 0, 10, 0, Verdict::Rejected));
         calls.returned(30, &arena, &sketch);
         assert!(calls.strict());
         // Victim 11 was kept over candidate 31, and 31 came back first: twice.
         for candidate in [31, 32] {
-            calls.record(candidate, 1, 11, 0, Verdict::Rejected);
+            calls.record(call(candidate, 1, 11, 0, Verdict::Rejected));
             calls.returned(candidate, &arena, &sketch);
         }
         assert!(!calls.strict());
@@ -223,7 +236,7 @@ mod tests {
     fn only_the_dropped_key_settles_a_call_and_only_once() {
         let (arena, sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
-        calls.record(20, 1, 11, 0, Verdict::Admitted);
+        calls.record(call(20, 1, 11, 0, Verdict::Admitted));
         calls.returned(11, &arena, &sketch);
         calls.returned(99, &arena, &sketch);
         assert_eq!(calls.score, 0);
@@ -237,7 +250,7 @@ mod tests {
         let (arena, sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
         // The call kept key 12 at node 0; node 0 now holds key 10, read since.
-        calls.record(20, 0, 12, 0, Verdict::Admitted);
+        calls.record(call(20, 0, 12, 0, Verdict::Admitted));
         calls.returned(20, &arena, &sketch);
         assert!(calls.strict());
     }
@@ -247,12 +260,12 @@ mod tests {
         let (arena, sketch) = (arena(), sketch());
         let mut calls = CloseCalls::new(1_000);
         for dropped in 100..200 {
-            calls.record(dropped, 1, 11, 0, Verdict::Admitted);
+            calls.record(call(dropped, 1, 11, 0, Verdict::Admitted));
             calls.returned(dropped, &arena, &sketch);
         }
         assert_eq!(calls.score, SCORE_LIMIT);
         for dropped in 200..200 + SCORE_LIMIT as u32 {
-            calls.record(dropped, 1, 11, 0, Verdict::Rejected);
+            calls.record(call(dropped, 1, 11, 0, Verdict::Rejected));
             calls.returned(dropped, &arena, &sketch);
         }
         assert!(!calls.strict());
@@ -264,7 +277,7 @@ mod tests {
         assert_eq!(CloseCalls::new(10).calls.len(), MIN_CALLS as usize);
         assert_eq!(CloseCalls::new(1 << 40).calls.len(), MAX_CALLS as usize);
         let mut none = CloseCalls::new(u64::MAX);
-        none.record(1, 0, 2, 0, Verdict::Admitted);
+        none.record(call(1, 0, 2, 0, Verdict::Admitted));
         none.returned(1, &arena(), &sketch());
         assert!(!none.strict());
     }
