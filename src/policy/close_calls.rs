@@ -149,37 +149,14 @@ impl CloseCalls {
 #[cfg(all(test, not(ttlcache_loom)))]
 mod tests {
     use super::*;
-    use crate::policy::{Links, Node};
-
-    struct Nodes(Vec<Node>);
-
-    impl Arena for Nodes {
-        fn node(&self, index: SlotIndex) -> &Node {
-            &self.0[index as usize]
-        }
-        fn node_at(&self, index: SlotIndex) -> Option<&Node> {
-            self.0.get(index as usize)
-        }
-        fn node_mut(&mut self, index: SlotIndex) -> &mut Node {
-            &mut self.0[index as usize]
-        }
-        fn links(&self, _: SlotIndex) -> Links {
-            Links::default()
-        }
-        fn links_mut(&mut self, _: SlotIndex) -> &mut Links {
-            unreachable!("close calls never follow links")
-        }
-        fn weight(&self, _: SlotIndex) -> u32 {
-            1
-        }
-    }
+    use crate::policy::{Links, Node, tests::Nodes};
 
     /// Node 0 holds key 10, read since the policy last looked; node 1 holds key 11, not read.
     fn arena() -> Nodes {
         let read = Node::new(10);
         let unread = Node::new(11);
         unread.take_hits();
-        Nodes(vec![read, unread])
+        Nodes(vec![read, unread], vec![Links::default(); 2])
     }
 
     fn sketch() -> Sketch {

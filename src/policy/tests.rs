@@ -4,7 +4,7 @@
 use super::*;
 
 /// Nodes and their links by index, standing in for the shard's slots.
-struct Nodes(Vec<Node>, Vec<Links>);
+pub(super) struct Nodes(pub(super) Vec<Node>, pub(super) Vec<Links>);
 
 impl Arena for Nodes {
     fn node(&self, index: SlotIndex) -> &Node {
