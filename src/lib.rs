@@ -68,6 +68,8 @@ mod jitter;
 mod lazy;
 #[cfg(feature = "tokio")]
 mod loading;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;

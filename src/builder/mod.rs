@@ -12,7 +12,7 @@
 mod loading;
 mod settings;
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 pub use loading::{BatchLoading, Kind, Loading};
 #[cfg(feature = "redis")]
@@ -59,6 +59,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
     expiry: Option<Box<dyn Expiry<K, V>>>,
     hasher: S,
     kind: L,
+    name: Option<Arc<str>>,
     #[cfg(feature = "redis")]
     coherent: Option<crate::cache::Coherent<K>>,
 }
@@ -82,6 +83,7 @@ impl<K, V> CacheBuilder<K, V> {
             expiry: None,
             hasher: DefaultHashBuilder::default(),
             kind: Plain,
+            name: None,
             #[cfg(feature = "redis")]
             coherent: None,
         }
@@ -340,9 +342,29 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             expiry: self.expiry,
             hasher,
             kind,
+            name: self.name,
             #[cfg(feature = "redis")]
             coherent: self.coherent,
         }
+    }
+
+    /// What the cache is called where it reports: its metrics (feature `metrics`) carry the
+    /// label `cache = "<name>"`, and its tracing events (feature `tracing`) a field `cache`.
+    /// A cache without a name reports no metrics. A [`coherent`](Self::coherent) cache given
+    /// no name is called by its coherent name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let users = ttlcache::TtlCache::<u64, String>::builder()
+    ///     .name("users")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(users.name(), Some("users"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
     }
 
     /// Keeps this cache coherent with the caches of the same `name` in the other replicas
@@ -380,9 +402,15 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     /// Checks the settings of a cache of either kind.
     fn checked(self) -> Result<(Settings<K, V, S>, L), BuildError> {
         let shards = settings::shard_count(self.shards, self.max_capacity)?;
+        #[allow(
+            unused_mut,
+            reason = "only a coherent cache gets a name it was not given"
+        )]
+        let mut name = self.name;
         #[cfg(feature = "redis")]
         if let Some(coherent) = &self.coherent {
             settings::check_coherent_name(coherent.name())?;
+            name = name.or_else(|| Some(coherent.name().into()));
         }
         let settings = Settings {
             shards,
@@ -395,6 +423,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             listener: self.listener,
             expiry: self.expiry,
             hasher: self.hasher,
+            name,
             #[cfg(feature = "redis")]
             coherent: self.coherent,
         };
@@ -465,6 +494,7 @@ impl<K, V, S: fmt::Debug, L: fmt::Debug> fmt::Debug for CacheBuilder<K, V, S, L>
             .field("eviction_listener", &self.listener.is_some())
             .field("expire_after", &self.expiry.is_some())
             .field("hasher", &self.hasher)
+            .field("name", &self.name)
             .field("kind", &self.kind)
             .finish()
     }

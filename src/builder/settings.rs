@@ -1,7 +1,7 @@
 //! What builders hand over once they have checked their settings, and the checks that the
 //! cache and lazy builders share.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     Expiry, cache::Weigher, clock::TimeSource, error::BuildError, removal::Listener,
@@ -27,6 +27,8 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) expiry: Option<Box<dyn Expiry<K, V>>>,
     pub(crate) hasher: S,
+    /// What the cache's metrics and tracing events call it.
+    pub(crate) name: Option<Arc<str>>,
     /// The replicas' coherence the cache takes part in.
     #[cfg(feature = "redis")]
     pub(crate) coherent: Option<crate::cache::Coherent<K>>,

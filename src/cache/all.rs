@@ -194,4 +194,19 @@ where
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot()
     }
+
+    /// The name the cache was built with ([`CacheBuilder::name`]), if any.
+    ///
+    /// [`CacheBuilder::name`]: crate::CacheBuilder::name
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<u32, u32>::builder().build().unwrap();
+    /// assert_eq!(cache.name(), None);
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
 }

@@ -126,6 +126,8 @@ struct Inner<K, V, S> {
     reads_expire: AtomicBool,
     counters: Counters,
     climber: Mutex<Climber>,
+    /// What its metrics and tracing events call it ([`CacheBuilder::name`]).
+    name: Option<std::sync::Arc<str>>,
     /// The replicas' coherence this cache takes part in (`coherent.rs`).
     #[cfg(feature = "redis")]
     coherence: Option<coherent::Coherent<K>>,
@@ -178,13 +180,35 @@ where
                 expiry: settings.expiry.map(Expiries::new),
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
+                name: settings.name,
                 #[cfg(feature = "redis")]
                 coherence: settings.coherent,
             }),
         };
         #[cfg(feature = "redis")]
         cache.join_coherence()?;
+        #[cfg(feature = "metrics")]
+        cache.report_metrics();
         Ok(cache)
+    }
+
+    /// Has the process's metrics reporter report this cache, if it is named, for as long as
+    /// it lives (`metrics.rs`).
+    #[cfg(feature = "metrics")]
+    fn report_metrics(&self) {
+        let Some(name) = self.inner.name.clone() else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        crate::metrics::register(Box::new(move || {
+            let Some(inner) = inner.upgrade() else {
+                return false;
+            };
+            let cache = Self { inner };
+            let entries = cache.len();
+            crate::metrics::cache(&name, &cache.stats(), entries, cache.weighted_size());
+            true
+        }));
     }
 }
 

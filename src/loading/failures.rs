@@ -42,6 +42,8 @@ where
             // SipHash, whatever the cache's hasher: keys that failed (a `NotFound` an
             // attacker can ask for at will) need not be fast to find.
             hasher: RandomState::new(),
+            // Unnamed: its counts are not the cache's, and would be read as them.
+            name: None,
             #[cfg(feature = "redis")]
             coherent: None,
         })

@@ -176,7 +176,10 @@ impl CoherenceBuilder {
         });
         let task = runtime.spawn(supervisor::run(Arc::downgrade(&shared), info));
         *shared.supervisor.lock() = Some(task.abort_handle());
-        Ok(Coherence { shared })
+        let coherence = Coherence { shared };
+        #[cfg(feature = "metrics")]
+        coherence.report_metrics();
+        Ok(coherence)
     }
 }
 

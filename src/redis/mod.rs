@@ -208,6 +208,23 @@ impl Coherence {
         }
     }
 
+    /// Has the process's metrics reporter report this handle for as long as one lives
+    /// (`metrics.rs`), labelled with its namespace.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn report_metrics(&self) {
+        let prefix = &self.shared.prefix;
+        let namespace = prefix.strip_suffix(':').unwrap_or(prefix).to_owned();
+        let shared = Arc::downgrade(&self.shared);
+        crate::metrics::register(Box::new(move || {
+            let Some(shared) = shared.upgrade() else {
+                return false;
+            };
+            let coherence = Coherence { shared };
+            crate::metrics::coherence(&namespace, &coherence.stats(), coherence.is_healthy());
+            true
+        }));
+    }
+
     /// Registers a member under `name`, for the supervisor to invalidate and flush; members
     /// whose cache is gone leave as another registers. Refused (false) for a cache whose keys
     /// (`key_type`) are of another type than a live cache's of the same name: markers of one

@@ -1,0 +1,179 @@
+//! Feature `metrics`: named caches (and coherence handles) report through the [`metrics`]
+//! facade, so whatever exporter the service installs (Prometheus, StatsD, OpenTelemetry) shows
+//! them.
+//!
+//! Rules:
+//! 1. Nothing is counted twice, and nothing on the hit path: the striped counters (`stats.rs`)
+//!    already hold every count. A report reads them, as [`TtlCache::stats`] does, and hands the
+//!    totals to the facade as absolute values.
+//! 2. Reports run on one thread of the process, `ttlcache-metrics`, every [`INTERVAL`], and in
+//!    [`report`] whenever the service calls it (before rendering a scrape, say). The thread
+//!    starts with the first registration and exits once every registered reporter is gone.
+//! 3. Each report looks its metrics up in the facade afresh, so a recorder installed after a
+//!    cache was built still sees it. That costs a few map lookups a second per cache.
+//!
+//! | metric | kind | labels | from |
+//! |---|---|---|---|
+//! | `ttlcache_hits_total` | counter | `cache` | [`CacheStats::hits`] |
+//! | `ttlcache_misses_total` | counter | `cache` | [`CacheStats::misses`] |
+//! | `ttlcache_inserts_total` | counter | `cache` | [`CacheStats::inserts`] |
+//! | `ttlcache_evictions_total` | counter | `cache`, `cause` = `size` or `expired` | [`CacheStats::evictions`], [`CacheStats::expirations`] |
+//! | `ttlcache_loads_total` | counter | `cache`, `result` = `success` or `failure` | [`CacheStats::load_successes`], [`CacheStats::load_failures`] |
+//! | `ttlcache_load_seconds` | gauge | `cache` | [`CacheStats::total_load_time`] |
+//! | `ttlcache_entries` | gauge | `cache` | [`TtlCache::len`] |
+//! | `ttlcache_weighted_size` | gauge | `cache` | [`TtlCache::weighted_size`] |
+//! | `ttlcache_coherence_sent_total` and `_received_total`, `_flushes_total`, `_reconnects_total` | counter | `namespace` | [`CoherenceStats`] |
+//! | `ttlcache_coherence_unhealthy_seconds` | gauge | `namespace` | [`CoherenceStats::time_unhealthy`] |
+//! | `ttlcache_coherence_healthy` | gauge, 1 or 0 | `namespace` | [`Coherence::is_healthy`] |
+//!
+//! [`TtlCache::stats`]: crate::TtlCache::stats
+//! [`TtlCache::len`]: crate::TtlCache::len
+//! [`TtlCache::weighted_size`]: crate::TtlCache::weighted_size
+//! [`CacheStats::hits`]: crate::CacheStats::hits
+//! [`CacheStats::misses`]: crate::CacheStats::misses
+//! [`CacheStats::inserts`]: crate::CacheStats::inserts
+//! [`CacheStats::evictions`]: crate::CacheStats::evictions
+//! [`CacheStats::expirations`]: crate::CacheStats::expirations
+//! [`CacheStats::load_successes`]: crate::CacheStats::load_successes
+//! [`CacheStats::load_failures`]: crate::CacheStats::load_failures
+//! [`CacheStats::total_load_time`]: crate::CacheStats::total_load_time
+//! [`CoherenceStats`]: crate::redis::CoherenceStats
+//! [`CoherenceStats::time_unhealthy`]: crate::redis::CoherenceStats::time_unhealthy
+//! [`Coherence::is_healthy`]: crate::redis::Coherence::is_healthy
+
+use std::time::Duration;
+
+use ::metrics::{counter, describe_counter, describe_gauge, gauge};
+
+use crate::{CacheStats, sync::Mutex};
+
+/// How often the thread reports: what an exporter shows is at most this old.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reports one cache or handle; false once it is gone, which unregisters it.
+pub(crate) type Reporter = Box<dyn FnMut() -> bool + Send>;
+
+struct Registry {
+    reporters: Vec<Reporter>,
+    /// Whether the `ttlcache-metrics` thread runs (rule 2).
+    running: bool,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    reporters: Vec::new(),
+    running: false,
+});
+
+/// Reports every named cache and coherence handle now.
+///
+/// The `ttlcache-metrics` thread does this every [`INTERVAL`]; call it where numbers must be
+/// current, such as a scrape handler before it renders.
+///
+/// # Examples
+///
+/// ```
+/// let users = ttlcache::TtlCache::<u64, String>::builder()
+///     .name("users")
+///     .build()
+///     .unwrap();
+/// users.insert(1, "Ada".to_string());
+/// // With a recorder installed, it now shows `ttlcache_inserts_total{cache="users"} 1`.
+/// ttlcache::metrics::report();
+/// ```
+pub fn report() {
+    report_all(&mut REGISTRY.lock());
+}
+
+/// Adds a reporter, starting the thread if none runs (rule 2).
+pub(crate) fn register(reporter: Reporter) {
+    let mut registry = REGISTRY.lock();
+    registry.reporters.push(reporter);
+    if !registry.running {
+        let started = std::thread::Builder::new()
+            .name("ttlcache-metrics".into())
+            .spawn(run);
+        // Without a thread, reports come from `report` alone; the next registration retries.
+        registry.running = started.is_ok();
+    }
+}
+
+/// The thread's loop: report, sleep, until nothing is left to report.
+fn run() {
+    loop {
+        std::thread::sleep(INTERVAL);
+        let mut registry = REGISTRY.lock();
+        report_all(&mut registry);
+        if registry.reporters.is_empty() {
+            registry.running = false;
+            return;
+        }
+    }
+}
+
+fn report_all(registry: &mut Registry) {
+    if registry.reporters.is_empty() {
+        return;
+    }
+    describe();
+    registry.reporters.retain_mut(|report| report());
+}
+
+/// Gives the facade each metric's description, for exporters that show one (`# HELP`).
+fn describe() {
+    describe_counter!("ttlcache_hits_total", "Lookups that found a live entry");
+    describe_counter!("ttlcache_misses_total", "Lookups that found nothing live");
+    describe_counter!("ttlcache_inserts_total", "Writes, stored loads included");
+    describe_counter!(
+        "ttlcache_evictions_total",
+        "Entries removed to keep within capacity (cause=size) or because they expired (cause=expired)"
+    );
+    describe_counter!(
+        "ttlcache_loads_total",
+        "Loads, refreshes included, by result"
+    );
+    describe_gauge!(
+        "ttlcache_load_seconds",
+        ::metrics::Unit::Seconds,
+        "Time spent in loads since the cache was built"
+    );
+    describe_gauge!(
+        "ttlcache_entries",
+        "Entries held, expired ones not yet removed included"
+    );
+    describe_gauge!("ttlcache_weighted_size", "Total weight of the entries held");
+}
+
+/// Reports a cache's counts under `cache = name`.
+pub(crate) fn cache(name: &str, stats: &CacheStats, entries: usize, weighted_size: u64) {
+    let cache = ("cache", name.to_owned());
+    let labels = std::slice::from_ref(&cache);
+    counter!("ttlcache_hits_total", labels).absolute(stats.hits);
+    counter!("ttlcache_misses_total", labels).absolute(stats.misses);
+    counter!("ttlcache_inserts_total", labels).absolute(stats.inserts);
+    for (cause, count) in [("size", stats.evictions), ("expired", stats.expirations)] {
+        let labels = [cache.clone(), ("cause", cause.to_owned())];
+        counter!("ttlcache_evictions_total", &labels).absolute(count);
+    }
+    for (result, count) in [
+        ("success", stats.load_successes),
+        ("failure", stats.load_failures),
+    ] {
+        let labels = [cache.clone(), ("result", result.to_owned())];
+        counter!("ttlcache_loads_total", &labels).absolute(count);
+    }
+    gauge!("ttlcache_load_seconds", labels).set(stats.total_load_time.as_secs_f64());
+    gauge!("ttlcache_entries", labels).set(entries as f64);
+    gauge!("ttlcache_weighted_size", labels).set(weighted_size as f64);
+}
+
+/// Reports a coherence handle's counts under `namespace = namespace`.
+#[cfg(feature = "redis")]
+pub(crate) fn coherence(namespace: &str, stats: &crate::redis::CoherenceStats, healthy: bool) {
+    let labels = [("namespace", namespace.to_owned())];
+    counter!("ttlcache_coherence_sent_total", &labels).absolute(stats.sent);
+    counter!("ttlcache_coherence_received_total", &labels).absolute(stats.received);
+    counter!("ttlcache_coherence_flushes_total", &labels).absolute(stats.flushes);
+    counter!("ttlcache_coherence_reconnects_total", &labels).absolute(stats.reconnects);
+    gauge!("ttlcache_coherence_unhealthy_seconds", &labels).set(stats.time_unhealthy.as_secs_f64());
+    gauge!("ttlcache_coherence_healthy", &labels).set(if healthy { 1.0 } else { 0.0 });
+}
