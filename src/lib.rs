@@ -80,6 +80,7 @@ mod sketch;
 mod snapshot;
 mod stats;
 mod sync;
+mod trace;
 
 pub use builder::CacheBuilder;
 pub use cache::{Op, TtlCache};

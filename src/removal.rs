@@ -84,14 +84,21 @@ pub(crate) struct Removals<'a, K, V> {
     removed: SmallVec<[(K, V, RemovalCause); 2]>,
     listener: Option<&'a Listener<K, V>>,
     counters: &'a Counters,
+    /// The cache's name, for tracing a listener's panic.
+    cache: Option<&'a str>,
 }
 
 impl<'a, K, V> Removals<'a, K, V> {
-    pub(crate) fn new(listener: Option<&'a Listener<K, V>>, counters: &'a Counters) -> Self {
+    pub(crate) fn new(
+        listener: Option<&'a Listener<K, V>>,
+        counters: &'a Counters,
+        cache: Option<&'a str>,
+    ) -> Self {
         Self {
             removed: SmallVec::new(),
             listener,
             counters,
+            cache,
         }
     }
 
@@ -126,14 +133,17 @@ impl<K, V> Drop for Removals<'_, K, V> {
             return;
         };
         let mut first_panic: Option<Box<dyn Any + Send>> = None;
+        let mut panics = 0;
         for (key, value, cause) in self.removed.drain(..) {
             if let Err(payload) =
                 panic::catch_unwind(AssertUnwindSafe(|| listener(key, value, cause)))
             {
+                panics += 1;
                 first_panic.get_or_insert(payload);
             }
         }
         if let Some(payload) = first_panic {
+            crate::trace::listener_panicked(self.cache, panics);
             if !std::thread::panicking() {
                 panic::resume_unwind(payload);
             }

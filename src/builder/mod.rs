@@ -28,6 +28,7 @@ use crate::{
     error::BuildError,
     expiry::Expiry,
     removal::{Listener, RemovalCause},
+    trace::KeyFormat,
 };
 
 /// Settings for a [`TtlCache`], made by [`TtlCache::builder`].
@@ -60,6 +61,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
     hasher: S,
     kind: L,
     name: Option<Arc<str>>,
+    key_format: Option<KeyFormat<K>>,
     #[cfg(feature = "redis")]
     coherent: Option<crate::cache::Coherent<K>>,
 }
@@ -84,6 +86,7 @@ impl<K, V> CacheBuilder<K, V> {
             hasher: DefaultHashBuilder::default(),
             kind: Plain,
             name: None,
+            key_format: None,
             #[cfg(feature = "redis")]
             coherent: None,
         }
@@ -343,6 +346,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             hasher,
             kind,
             name: self.name,
+            key_format: self.key_format,
             #[cfg(feature = "redis")]
             coherent: self.coherent,
         }
@@ -364,6 +368,29 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Has the cache's tracing events (feature `tracing`) show each key by its `Debug`, in a
+    /// field `key`; without this they show `key=_`, as they must for a key type without
+    /// `Debug`. Keys are formatted only for an event a subscriber records, never on a hit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let users = ttlcache::TtlCache::<u64, String>::builder()
+    ///     .name("users")
+    ///     .trace_keys()
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(users);
+    /// ```
+    #[cfg(feature = "tracing")]
+    pub fn trace_keys(mut self) -> Self
+    where
+        K: fmt::Debug,
+    {
+        self.key_format = Some(<K as fmt::Debug>::fmt);
         self
     }
 
@@ -424,6 +451,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             expiry: self.expiry,
             hasher: self.hasher,
             name,
+            key_format: self.key_format,
             #[cfg(feature = "redis")]
             coherent: self.coherent,
         };

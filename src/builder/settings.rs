@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     Expiry, cache::Weigher, clock::TimeSource, error::BuildError, removal::Listener,
-    sync::parallelism,
+    sync::parallelism, trace::KeyFormat,
 };
 
 /// The most shards a cache may have.
@@ -29,6 +29,8 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) hasher: S,
     /// What the cache's metrics and tracing events call it.
     pub(crate) name: Option<Arc<str>>,
+    /// How its tracing events show keys, where asked to (`CacheBuilder::trace_keys`).
+    pub(crate) key_format: Option<KeyFormat<K>>,
     /// The replicas' coherence the cache takes part in.
     #[cfg(feature = "redis")]
     pub(crate) coherent: Option<crate::cache::Coherent<K>>,

@@ -18,6 +18,7 @@ use crate::{
     removal::Removals,
     shard::Write,
     sync::{Arc, block_on},
+    trace::LoadSpan,
 };
 
 /// The leader of a load of one of a cache's keys.
@@ -212,6 +213,7 @@ where
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
+        let span = LoadSpan::new(self.name(), self.shown(&key));
         let mut key = Some(key);
         let mut init = Some(init);
         let answer = flight::join_or_lead(
@@ -222,7 +224,7 @@ where
                 let init = init
                     .take()
                     .expect("a caller leads at most once: it returns then");
-                Led::Here(leader.run(self.timed(init)))
+                Led::Here(span.clone().wrap(leader.run(self.timed(init))))
             },
         )
         .await;
@@ -291,6 +293,7 @@ where
         let result = load.await;
         let took: Duration = timeline.precise_now().since(started);
         self.inner.counters.load(result.is_ok(), took);
+        crate::trace::load_finished(result.is_ok(), took);
         result
     }
 

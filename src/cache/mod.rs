@@ -53,6 +53,7 @@ use crate::{
     shard::{Freshness, Shard, Timed, Write},
     stats::Counters,
     sync::{Arc, AtomicBool, Mutex, Ordering, RwLock},
+    trace::{KeyFormat, ShownKey},
 };
 
 /// Which time to live a write takes ([`TtlCache::store`]).
@@ -128,6 +129,8 @@ struct Inner<K, V, S> {
     climber: Mutex<Climber>,
     /// What its metrics and tracing events call it ([`CacheBuilder::name`]).
     name: Option<std::sync::Arc<str>>,
+    /// How its tracing events show keys ([`CacheBuilder::trace_keys`], feature `tracing`).
+    key_format: Option<KeyFormat<K>>,
     /// The replicas' coherence this cache takes part in (`coherent.rs`).
     #[cfg(feature = "redis")]
     coherence: Option<coherent::Coherent<K>>,
@@ -181,6 +184,7 @@ where
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
                 name: settings.name,
+                key_format: settings.key_format,
                 #[cfg(feature = "redis")]
                 coherence: settings.coherent,
             }),
@@ -340,7 +344,11 @@ where
 
     #[inline]
     pub(crate) fn removals(&self) -> Removals<'_, K, V> {
-        Removals::new(self.inner.listener.as_ref(), &self.inner.counters)
+        Removals::new(
+            self.inner.listener.as_ref(),
+            &self.inner.counters,
+            self.inner.name.as_deref(),
+        )
     }
 
     #[inline]
@@ -577,6 +585,13 @@ fn remaining(deadline: Tick, now: Tick) -> Duration {
         Duration::MAX
     } else {
         deadline.since(now)
+    }
+}
+
+impl<K, V, S> TtlCache<K, V, S> {
+    /// `key` as the cache's tracing events show it.
+    pub(crate) fn shown<'a>(&self, key: &'a K) -> ShownKey<'a, K> {
+        ShownKey(key, self.inner.key_format)
     }
 }
 

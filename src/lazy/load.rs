@@ -106,9 +106,18 @@ where
     async fn run(&self, leader: LazyLeader<T, E>) -> Result<Arc<T>, std::sync::Arc<LoadError<E>>> {
         let init = async {
             match catch_panic(async { (self.shared.init)().await }).await {
-                Ok(Ok(value)) => Ok(Arc::new(value)),
-                Ok(Err(error)) => Err(LoadError::Failed(Arc::new(error))),
-                Err(()) => Err(LoadError::Panicked),
+                Ok(Ok(value)) => {
+                    crate::trace::lazy_loaded();
+                    Ok(Arc::new(value))
+                }
+                Ok(Err(error)) => {
+                    crate::trace::lazy_failed(false);
+                    Err(LoadError::Failed(Arc::new(error)))
+                }
+                Err(()) => {
+                    crate::trace::lazy_failed(true);
+                    Err(LoadError::Panicked)
+                }
             }
         };
         leader.run(init).await

@@ -40,6 +40,7 @@ use crate::{
     error::LoadError,
     flight::{Flight, leading_all},
     sync::{Arc, Mutex},
+    trace::LoadSpan,
 };
 
 /// A boxed batch loader future.
@@ -154,10 +155,10 @@ where
                 .iter()
                 .map(|gathered| Arc::clone(&gathered.flight))
                 .collect();
+            let span = LoadSpan::batch(self.cache.name(), keys.len());
             let load = async move { (batcher.load)(keys).await };
-            self.cache
-                .timed(leading_all(&flights, self.guarded(load)))
-                .await
+            let timed = self.cache.timed(leading_all(&flights, self.guarded(load)));
+            span.wrap(timed).await
         };
         let mut answers = Vec::with_capacity(batch.len());
         for Gathered { key, land, .. } in batch {

@@ -44,6 +44,7 @@ where
             hasher: RandomState::new(),
             // Unnamed: its counts are not the cache's, and would be read as them.
             name: None,
+            key_format: None,
             #[cfg(feature = "redis")]
             coherent: None,
         })

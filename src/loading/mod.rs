@@ -62,6 +62,7 @@ use crate::{
     error::LoadError,
     flight::{self, Answer, Found, Led, Run, catch_panic},
     shard::Freshness,
+    trace::LoadSpan,
 };
 
 /// A boxed loader future.
@@ -540,6 +541,7 @@ where
     /// Starts a background reload (see [`Refresh`]).
     fn start_refresh(&self, hash: u64, key: K, refresh: Refresh) {
         if let Some(leader) = self.cache.start_refresh(hash, key.clone(), refresh) {
+            crate::trace::refresh_started(self.cache.name(), self.cache.shown(&key));
             self.launch(vec![(leader, hash, key)]);
         }
     }
@@ -591,6 +593,7 @@ where
                 return results.pop().expect("a batch of one key has one result");
             }
         };
+        let span = LoadSpan::new(self.cache.name(), self.cache.shown(&key));
         let _permit = self.permit().await;
         let flight = crate::sync::Arc::clone(leader.flight());
         let load = async {
@@ -602,7 +605,7 @@ where
             self.remember_outcome(remembered_as, &result, hash, &flight);
             result
         };
-        leader.run(load).await
+        span.wrap(leader.run(load)).await
     }
 
     /// A permit of `max_concurrent_loads`, once one is free (rule 5).
@@ -641,8 +644,16 @@ where
         match catch_panic(limited).await {
             Ok(Some(Ok(value))) => Ok(value),
             Ok(Some(Err(error))) => Err(LoadError::Failed(Arc::new(error))),
-            Ok(None) => Err(LoadError::TimedOut),
-            Err(()) => Err(LoadError::Panicked),
+            Ok(None) => {
+                if let Some(limit) = self.shared.load_timeout {
+                    crate::trace::load_timed_out(limit);
+                }
+                Err(LoadError::TimedOut)
+            }
+            Err(()) => {
+                crate::trace::loader_panicked();
+                Err(LoadError::Panicked)
+            }
         }
     }
 }

@@ -237,8 +237,8 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Fault> {
             Some(_) => {
                 let strong = shared.upgrade()?;
                 strong.turn_unhealthy();
-                strong.flush_all();
-                strong.flush_all();
+                strong.flush_all(true);
+                strong.flush_all(true);
                 strong.turn_healthy();
             }
         }
@@ -346,14 +346,17 @@ impl Shared {
     }
 
     /// Flushes every member, counted; again if one registered meanwhile, so that none
-    /// registered before it returns keeps what it stored before.
-    fn flush_all(&self) {
+    /// registered before it returns keeps what it stored before. `lost`: because
+    /// invalidations may have been lost, not because tracking came on.
+    fn flush_all(&self, lost: bool) {
+        let mut flushed = 0;
         loop {
             let (members, registrations) = {
                 let members = self.members.lock();
                 let all: Vec<Arc<dyn Member>> = members.values().flatten().cloned().collect();
                 (all, self.registrations.load(Ordering::Acquire))
             };
+            flushed += members.len();
             for member in members {
                 flush(&*member);
             }
@@ -362,11 +365,13 @@ impl Shared {
             }
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        let namespace = self.prefix.strip_suffix(':').unwrap_or(&self.prefix);
+        crate::trace::coherence_flushed(namespace, flushed, lost);
     }
 
     /// Tracking is on: flush, then publish the connection and turn healthy (rule 1).
     fn become_healthy(&self, connection: MultiplexedConnection) {
-        self.flush_all();
+        self.flush_all(false);
         *self.connection.lock() = Some(connection);
         self.turn_healthy();
     }
@@ -376,7 +381,7 @@ impl Shared {
     fn become_unhealthy(&self) {
         self.turn_unhealthy();
         *self.connection.lock() = None;
-        self.flush_all();
+        self.flush_all(true);
     }
 
     fn turn_healthy(&self) {
@@ -385,6 +390,8 @@ impl Shared {
             unhealthy.before += since.elapsed();
         }
         self.healthy.store(true, Ordering::Release);
+        let namespace = self.prefix.strip_suffix(':').unwrap_or(&self.prefix);
+        crate::trace::coherence_healthy(namespace);
     }
 
     fn turn_unhealthy(&self) {

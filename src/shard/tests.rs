@@ -43,7 +43,7 @@ impl Harness {
 
     fn insert_weighted(&mut self, key: u64, weight: u32, ttl: Option<Duration>) {
         let now = Now::lazy(&self.timeline);
-        let mut removals = Removals::new(self.listener.as_ref(), &self.counters);
+        let mut removals = Removals::new(self.listener.as_ref(), &self.counters, None);
         let hash = self.hasher.hash_one(key);
         let write = Write {
             hash,
@@ -222,7 +222,7 @@ fn a_panicking_retain_predicate_leaves_the_shard_consistent() {
         shard.insert(key, None);
     }
     let now = Now::lazy(&shard.timeline);
-    let mut removals = Removals::new(shard.listener.as_ref(), &shard.counters);
+    let mut removals = Removals::new(shard.listener.as_ref(), &shard.counters, None);
     let mut seen = 0;
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         shard.shard.retain(
