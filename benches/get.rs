@@ -184,11 +184,53 @@ fn get_hit_expiry(c: &mut Criterion) {
     group.finish();
 }
 
+/// What feature `metrics` costs a hit: an unnamed cache beside a named one that the reporter
+/// thread reads every second into an installed Prometheus recorder. Built without the feature,
+/// only the unnamed cache runs: compare the two builds' `unnamed` too (BENCHMARKS.md).
+fn get_hit_metrics(c: &mut Criterion) {
+    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
+    let builder = || {
+        ttlcache::TtlCache::<u64, u64>::builder()
+            .max_capacity(2 * ENTRIES)
+            .time_to_live(Duration::from_secs(3600))
+    };
+    #[allow(unused_mut, reason = "the named cache exists only with the feature")]
+    let mut caches = vec![("unnamed", builder().build().unwrap())];
+    #[cfg(feature = "metrics")]
+    {
+        let exporter = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap();
+        caches.push(("named_reported", builder().name("bench").build().unwrap()));
+        // The reporter must be reporting into the recorder while the hits run.
+        let (_, cache) = &caches[1];
+        cache.insert(0, 0);
+        ttlcache::metrics::report();
+        assert!(exporter.render().contains(r#"ttlcache_entries{cache="bench"} 1"#));
+    }
+    let mut group = c.benchmark_group("get_hit_metrics");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, cache) in caches {
+        for key in 0..ENTRIES {
+            cache.insert(key, key);
+        }
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                on_a_spawned_thread(iterations, &keys, |key| {
+                    black_box(cache.get(&key));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     get_hit,
     get_hit_threads,
     get_hit_expiry,
-    get_hit_sizes
+    get_hit_sizes,
+    get_hit_metrics
 );
 criterion_main!(benches);
