@@ -10,11 +10,11 @@ step "format"
 cargo fmt --all -- --check
 
 step "lints"
-cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy --lib --no-default-features -- -D warnings
 
-step "unit, integration and doc tests"
-cargo test --all-features
+step "unit, integration, doc and compile-fail tests (the workspace: ttlcache and its macros)"
+cargo test --workspace --all-features
 
 step "hit-ratio replay, on the small traces in ./traces (fails if its exact LRU is off)"
 cargo run --quiet --all-features --example hitratio > /dev/null
@@ -27,6 +27,9 @@ cargo run --quiet --all-features --example replicas > /dev/null
 
 step "dataloader example (fails unless batching turns 100 queries into 1)"
 cargo run --quiet --all-features --example dataloader > /dev/null
+
+step "service example (serves HTTP under load; fails unless the cache spares the database, /metrics lists it, and a warm restart restores it)"
+cargo run --quiet --all-features --example service -- --load --seconds 2 > /dev/null
 
 step "benches compile (they are run by hand: see BENCHMARKS.md)"
 cargo bench --all-features --no-run

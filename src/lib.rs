@@ -13,6 +13,9 @@
 //! | `serde` | no | `CacheSnapshot`: a cache's live entries saved and restored across a restart, expiry kept as wall-clock time |
 //! | `redis` | no | [`redis::Coherence`]: caches and lazies kept coherent across replicas through Redis's server-assisted invalidation |
 //! | `redis-tls` | no | `rediss://` URLs for `redis`, through redis-rs's rustls support |
+//! | `macros` | yes | [`memoize`]: an `async fn` or `fn` cached by its arguments, with an accessor `<name>_cache()` |
+//! | `metrics` | no | named caches and coherence handles report through the `metrics` facade ([`metrics`](mod@metrics)) |
+//! | `tracing` | no | `tracing` events for loads, refreshes, timeouts, failures, panics and flushes |
 //!
 //! # What users rely on
 //!
@@ -97,6 +100,9 @@ pub use removal::RemovalCause;
 #[cfg(feature = "serde")]
 pub use snapshot::CacheSnapshot;
 pub use stats::CacheStats;
+/// Caches a function's results by its arguments, with expiry and single-flight calls.
+#[cfg(feature = "macros")]
+pub use ttlcache_macros::memoize;
 
 /// The loom models (`loom-tests/`): compiled into the crate, so that they reach the engine's
 /// hand-overs without a public back door.
