@@ -206,7 +206,11 @@ fn get_hit_metrics(c: &mut Criterion) {
         let (_, cache) = &caches[1];
         cache.insert(0, 0);
         ttlcache::metrics::report();
-        assert!(exporter.render().contains(r#"ttlcache_entries{cache="bench"} 1"#));
+        assert!(
+            exporter
+                .render()
+                .contains(r#"ttlcache_entries{cache="bench"} 1"#)
+        );
     }
     let mut group = c.benchmark_group("get_hit_metrics");
     group.throughput(Throughput::Elements(BATCH as u64));
