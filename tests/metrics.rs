@@ -80,3 +80,58 @@ fn a_cache_without_a_name_reports_nothing() {
     ttlcache::metrics::report();
     assert!(!exporter.render().contains(r#"cache="""#));
 }
+
+/// A coherence handle reports its counts and health under its namespace, and a coherent
+/// cache given no name reports under its coherent name; against a real `redis-server`.
+#[cfg(feature = "redis")]
+#[test]
+fn a_coherence_reports_its_counts_and_health() {
+    #[allow(dead_code, reason = "the fault injection this test does not need")]
+    #[path = "coherence/server.rs"]
+    mod server;
+
+    let exporter = exporter();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut server = server::RedisServer::start();
+        let coherence = ttlcache::redis::Coherence::connect(&server.url(), "shop")
+            .await
+            .unwrap();
+        let carts = TtlCache::<u64, u64>::builder()
+            .coherent(&coherence, "carts")
+            .build()
+            .unwrap();
+        assert_eq!(carts.name(), Some("carts"));
+        let scrape = || {
+            ttlcache::metrics::report();
+            exporter.render()
+        };
+        let healthy = r#"ttlcache_coherence_healthy{namespace="shop"}"#;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while value(&scrape(), healthy) != Some(1.0) {
+            assert!(std::time::Instant::now() < deadline, "{}", scrape());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        carts.insert(1, 1);
+        carts.invalidate_everywhere(&1).await.unwrap();
+        let now = scrape();
+        assert_eq!(
+            value(&now, r#"ttlcache_coherence_sent_total{namespace="shop"}"#),
+            Some(1.0)
+        );
+        assert!(value(&now, r#"ttlcache_inserts_total{cache="carts"}"#) == Some(1.0));
+
+        server.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while value(&scrape(), healthy) != Some(0.0) {
+            assert!(std::time::Instant::now() < deadline, "{}", scrape());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let flushes = r#"ttlcache_coherence_flushes_total{namespace="shop"}"#;
+        assert!(value(&scrape(), flushes) >= Some(2.0), "{}", scrape());
+    });
+}

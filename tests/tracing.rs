@@ -157,3 +157,44 @@ fn a_refresh_and_a_listener_panic_are_traced() {
         "{lines:#?}"
     );
 }
+
+/// A coherence handle traces its flushes: when tracking comes on, and when the connection is
+/// lost; against a real `redis-server`.
+#[cfg(feature = "redis")]
+#[test]
+fn coherence_flushes_are_traced() {
+    #[allow(dead_code, reason = "the fault injection this test does not need")]
+    #[path = "coherence/server.rs"]
+    mod server;
+
+    let lines = traced(|| async {
+        let mut server = server::RedisServer::start();
+        let coherence = ttlcache::redis::Coherence::connect(&server.url(), "shop")
+            .await
+            .unwrap();
+        let _carts = TtlCache::<u64, u64>::builder()
+            .coherent(&coherence, "carts")
+            .build()
+            .unwrap();
+        let patience = std::time::Instant::now() + Duration::from_secs(10);
+        while !coherence.is_healthy() && std::time::Instant::now() < patience {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(coherence.is_healthy());
+        server.stop();
+        while coherence.is_healthy() && std::time::Instant::now() < patience {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!coherence.is_healthy());
+    });
+    let on = r#"coherence tracking on: flushed every member namespace="shop""#;
+    assert!(count(&lines, on) >= 1, "{lines:#?}");
+    assert_eq!(
+        count(&lines, r#"coherence healthy namespace="shop""#),
+        1,
+        "{lines:#?}"
+    );
+    let lost = r#"WARN ttlcache::trace: coherence lost: flushed every member namespace="shop""#;
+    // At least one: a reconnection attempt may fail and flush again before the runtime ends.
+    assert!(count(&lines, lost) >= 1, "{lines:#?}");
+}
