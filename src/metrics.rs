@@ -20,6 +20,7 @@
 //! | `ttlcache_evictions_total` | counter | `cache`, `cause` = `size` or `expired` | [`CacheStats::evictions`], [`CacheStats::expirations`] |
 //! | `ttlcache_loads_total` | counter | `cache`, `result` = `success` or `failure` | [`CacheStats::load_successes`], [`CacheStats::load_failures`] |
 //! | `ttlcache_load_seconds` | gauge | `cache` | [`CacheStats::total_load_time`] |
+//! | `ttlcache_refreshes_total` | counter | `cache` | [`CacheStats::refreshes`] |
 //! | `ttlcache_entries` | gauge | `cache` | [`TtlCache::len`] |
 //! | `ttlcache_weighted_size` | gauge | `cache` | [`TtlCache::weighted_size`] |
 //! | `ttlcache_coherence_sent_total` and `_received_total`, `_flushes_total`, `_reconnects_total` | counter | `namespace` | [`CoherenceStats`] |
@@ -37,6 +38,7 @@
 //! [`CacheStats::load_successes`]: crate::CacheStats::load_successes
 //! [`CacheStats::load_failures`]: crate::CacheStats::load_failures
 //! [`CacheStats::total_load_time`]: crate::CacheStats::total_load_time
+//! [`CacheStats::refreshes`]: crate::CacheStats::refreshes
 //! [`CoherenceStats`]: crate::redis::CoherenceStats
 //! [`CoherenceStats::time_unhealthy`]: crate::redis::CoherenceStats::time_unhealthy
 //! [`Coherence::is_healthy`]: crate::redis::Coherence::is_healthy
@@ -131,6 +133,7 @@ fn describe() {
         "ttlcache_loads_total",
         "Loads, refreshes included, by result"
     );
+    describe_counter!("ttlcache_refreshes_total", "Background reloads started");
     describe_gauge!(
         "ttlcache_load_seconds",
         ::metrics::Unit::Seconds,
@@ -161,6 +164,7 @@ pub(crate) fn cache(name: &str, stats: &CacheStats, entries: usize, weighted_siz
         let labels = [cache.clone(), ("result", result.to_owned())];
         counter!("ttlcache_loads_total", &labels).absolute(count);
     }
+    counter!("ttlcache_refreshes_total", labels).absolute(stats.refreshes);
     gauge!("ttlcache_load_seconds", labels).set(stats.total_load_time.as_secs_f64());
     gauge!("ttlcache_entries", labels).set(entries as f64);
     gauge!("ttlcache_weighted_size", labels).set(weighted_size as f64);

@@ -59,6 +59,9 @@ pub struct CacheStats {
     pub load_failures: u64,
     /// Time spent in loads, successful or not, by the cache's clock.
     pub total_load_time: Duration,
+    /// Background reloads started (a [`LoadingCache`](crate::LoadingCache)'s
+    /// `refresh_after` and `refresh`); each is also a load once it ends.
+    pub refreshes: u64,
 }
 
 impl CacheStats {
@@ -91,6 +94,7 @@ struct Counts {
     load_successes: AtomicU64,
     load_failures: AtomicU64,
     load_nanos: AtomicU64,
+    refreshes: AtomicU64,
 }
 
 /// The counts a thread adds to, and how it must add (rule 2).
@@ -180,6 +184,11 @@ impl Counters {
         stripe.add(|c| &c.load_nanos, saturating_nanos(took));
     }
 
+    #[cfg(feature = "tokio")]
+    pub(crate) fn refresh(&self) {
+        self.stripe().add(|c| &c.refreshes, 1);
+    }
+
     /// Hits and misses so far: what the eviction policy adapts to.
     pub(crate) fn lookups(&self) -> (u64, u64) {
         let sum = |field: fn(&Counts) -> &AtomicU64| -> u64 {
@@ -207,6 +216,7 @@ impl Counters {
             load_successes: sum(|s| &s.load_successes),
             load_failures: sum(|s| &s.load_failures),
             total_load_time: Duration::from_nanos(sum(|s| &s.load_nanos)),
+            refreshes: sum(|s| &s.refreshes),
         }
     }
 }

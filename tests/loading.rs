@@ -163,6 +163,7 @@ async fn fifty_stale_reads_return_at_once_and_start_exactly_one_reload() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     sleep(Duration::from_millis(150)).await;
     assert_eq!(calls.count(), 2, "one reload for fifty stale reads");
+    assert_eq!(cache.cache().stats().refreshes, 1);
     assert_eq!(
         cache.get(&1).await,
         Ok(11),

@@ -271,6 +271,7 @@ where
             self.shard(hash)
                 .write()
                 .start_refresh(hash, key, stale_at, &self.inner.hasher)?;
+        self.inner.counters.refresh();
         Some(self.leader(hash, flight))
     }
 
