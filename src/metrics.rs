@@ -7,9 +7,12 @@
 //!    already hold every count. A report reads them, as [`TtlCache::stats`] does, and hands the
 //!    totals to the facade as absolute values.
 //! 2. Reports run on one thread of the process, `ttlcache-metrics`, every [`INTERVAL`], and in
-//!    [`report`] whenever the service calls it (before rendering a scrape, say). The thread
-//!    starts with the first registration and exits once every registered reporter is gone.
-//! 3. Each report looks its metrics up in the facade afresh, so a recorder installed after a
+//!    [`report`] whenever the service calls it (before rendering a scrape, say), one report at
+//!    a time. The thread starts with the first registration and exits once every registered
+//!    reporter is gone.
+//! 3. No lock of the registry is held while reporters run: a reporter may hold the last
+//!    handle of its cache, whose drop runs user code, which may build a named cache.
+//! 4. Each report looks its metrics up in the facade afresh, so a recorder installed after a
 //!    cache was built still sees it. That costs a few map lookups a second per cache.
 //!
 //! | metric | kind | labels | from |
@@ -43,7 +46,7 @@
 //! [`CoherenceStats::time_unhealthy`]: crate::redis::CoherenceStats::time_unhealthy
 //! [`Coherence::is_healthy`]: crate::redis::Coherence::is_healthy
 
-use std::time::Duration;
+use std::{ops::DerefMut, time::Duration};
 
 use ::metrics::{counter, describe_counter, describe_gauge, gauge};
 
@@ -66,6 +69,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     running: false,
 });
 
+/// Held through a report, so that reports run one at a time (rule 2).
+static REPORTING: Mutex<()> = Mutex::new(());
+
 /// Reports every named cache and coherence handle now.
 ///
 /// The `ttlcache-metrics` thread does this every [`INTERVAL`]; call it where numbers must be
@@ -83,7 +89,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 /// ttlcache::metrics::report();
 /// ```
 pub fn report() {
-    report_all(&mut REGISTRY.lock());
+    drop(report_all());
 }
 
 /// Adds a reporter, starting the thread if none runs (rule 2).
@@ -103,8 +109,7 @@ pub(crate) fn register(reporter: Reporter) {
 fn run() {
     loop {
         std::thread::sleep(INTERVAL);
-        let mut registry = REGISTRY.lock();
-        report_all(&mut registry);
+        let mut registry = report_all();
         if registry.reporters.is_empty() {
             registry.running = false;
             return;
@@ -112,12 +117,19 @@ fn run() {
     }
 }
 
-fn report_all(registry: &mut Registry) {
-    if registry.reporters.is_empty() {
-        return;
+/// Runs every reporter, unlocked (rule 3), keeping those still wanted and any registered
+/// meanwhile; returns the registry locked, for the thread to see whether any is left.
+fn report_all() -> impl DerefMut<Target = Registry> {
+    let _one_at_a_time = REPORTING.lock();
+    let mut reporters = std::mem::take(&mut REGISTRY.lock().reporters);
+    if !reporters.is_empty() {
+        describe();
     }
-    describe();
-    registry.reporters.retain_mut(|report| report());
+    reporters.retain_mut(|report| report());
+    let mut registry = REGISTRY.lock();
+    reporters.append(&mut registry.reporters);
+    registry.reporters = reporters;
+    registry
 }
 
 /// Gives the facade each metric's description, for exporters that show one (`# HELP`).
