@@ -6,14 +6,19 @@
 //! 1. Nothing is counted twice, and nothing on the hit path: the striped counters (`stats.rs`)
 //!    already hold every count. A report reads them, as [`TtlCache::stats`] does, and hands the
 //!    totals to the facade as absolute values.
-//! 2. Reports run on one thread of the process, `ttlcache-metrics`, every [`INTERVAL`], and in
-//!    [`report`] whenever the service calls it (before rendering a scrape, say), one report at
-//!    a time. The thread starts with the first registration and exits once every registered
-//!    reporter is gone.
+//! 2. Reports run one at a time: on one thread of the process, `ttlcache-metrics`, every
+//!    [`INTERVAL`] (scheduled from the first, so reports do not drift later), and in [`report`]
+//!    whenever the service calls it (before rendering a scrape, say). The thread starts with
+//!    the first registration and exits once every registered reporter is gone.
 //! 3. No lock of the registry is held while reporters run: a reporter may hold the last
-//!    handle of its cache, whose drop runs user code, which may build a named cache.
+//!    handle of its cache, whose drop runs user code, which may build a named cache (or call
+//!    [`report`], which then returns at once). A reporter that panics is dropped, the others
+//!    kept.
 //! 4. Each report looks its metrics up in the facade afresh, so a recorder installed after a
 //!    cache was built still sees it. That costs a few map lookups a second per cache.
+//! 5. Names should be unique among live caches: the facade keeps one series per name and
+//!    labels, and two caches of one name would overwrite each other's values.
+//! 6. Totals of seconds are gauges: the facade's counters hold integers.
 //!
 //! | metric | kind | labels | from |
 //! |---|---|---|---|
@@ -46,7 +51,11 @@
 //! [`CoherenceStats::time_unhealthy`]: crate::redis::CoherenceStats::time_unhealthy
 //! [`Coherence::is_healthy`]: crate::redis::Coherence::is_healthy
 
-use std::{ops::DerefMut, time::Duration};
+use std::{
+    cell::Cell,
+    panic::{self, AssertUnwindSafe},
+    time::{Duration, Instant},
+};
 
 use ::metrics::{counter, describe_counter, describe_gauge, gauge};
 
@@ -89,7 +98,7 @@ static REPORTING: Mutex<()> = Mutex::new(());
 /// ttlcache::metrics::report();
 /// ```
 pub fn report() {
-    drop(report_all());
+    report_all(false);
 }
 
 /// Adds a reporter, starting the thread if none runs (rule 2).
@@ -105,31 +114,49 @@ pub(crate) fn register(reporter: Reporter) {
     }
 }
 
-/// The thread's loop: report, sleep, until nothing is left to report.
+/// The thread's loop: a report every [`INTERVAL`] (not an interval after the last report's
+/// end), until nothing is left to report.
 fn run() {
+    let mut next = Instant::now();
     loop {
-        std::thread::sleep(INTERVAL);
-        let mut registry = report_all();
-        if registry.reporters.is_empty() {
-            registry.running = false;
+        next += INTERVAL;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        if !report_all(true) {
             return;
         }
     }
 }
 
+thread_local! {
+    /// Whether this thread is running reporters: a `report` from a reporter's drop (user
+    /// code) returns at once rather than wait for its own report.
+    static REPORTING_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Runs every reporter, unlocked (rule 3), keeping those still wanted and any registered
-/// meanwhile; returns the registry locked, for the thread to see whether any is left.
-fn report_all() -> impl DerefMut<Target = Registry> {
+/// meanwhile. A reporter that panics (in a recorder, or in user code its drop runs) is dropped;
+/// no panic leaves here, so nothing registered is lost. For the `thread`, returns whether any
+/// reporter is left, having marked it stopped under the registry lock when none is.
+fn report_all(thread: bool) -> bool {
+    if REPORTING_HERE.get() {
+        return true;
+    }
     let _one_at_a_time = REPORTING.lock();
+    REPORTING_HERE.set(true);
     let mut reporters = std::mem::take(&mut REGISTRY.lock().reporters);
     if !reporters.is_empty() {
-        describe();
+        let _ = panic::catch_unwind(describe);
     }
-    reporters.retain_mut(|report| report());
+    reporters.retain_mut(|report| panic::catch_unwind(AssertUnwindSafe(report)).unwrap_or(false));
+    REPORTING_HERE.set(false);
     let mut registry = REGISTRY.lock();
     reporters.append(&mut registry.reporters);
     registry.reporters = reporters;
-    registry
+    if thread && registry.reporters.is_empty() {
+        registry.running = false;
+        return false;
+    }
+    true
 }
 
 /// Gives the facade each metric's description, for exporters that show one (`# HELP`).
@@ -156,6 +183,31 @@ fn describe() {
         "Entries held, expired ones not yet removed included"
     );
     describe_gauge!("ttlcache_weighted_size", "Total weight of the entries held");
+    describe_counter!(
+        "ttlcache_coherence_sent_total",
+        "Invalidations written to Redis"
+    );
+    describe_counter!(
+        "ttlcache_coherence_received_total",
+        "Invalidated keys received from Redis"
+    );
+    describe_counter!(
+        "ttlcache_coherence_flushes_total",
+        "Flushes of every member, because invalidations may have been lost"
+    );
+    describe_counter!(
+        "ttlcache_coherence_reconnects_total",
+        "Tracking connections re-established after the first"
+    );
+    describe_gauge!(
+        "ttlcache_coherence_unhealthy_seconds",
+        ::metrics::Unit::Seconds,
+        "Time spent unhealthy, the current stretch included"
+    );
+    describe_gauge!(
+        "ttlcache_coherence_healthy",
+        "1 while invalidations reach the members, 0 otherwise"
+    );
 }
 
 /// Reports a cache's counts under `cache = name`.

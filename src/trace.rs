@@ -2,11 +2,14 @@
 //!
 //! Rules:
 //! 1. Nothing per hit. Events come from loads (each runs in a `load` span carrying the cache's
-//!    name and, where it was asked for with [`CacheBuilder::trace_keys`], the key), refreshes,
+//!    name and, where it was asked for with [`CacheBuilder::trace_keys`], the key; a batch in a
+//!    `batch_load` span with its number of keys), refreshes,
 //!    timeouts, failures, panics in loaders and listeners, and coherence flushes.
 //! 2. Levels: `debug` for what happens in normal work (a load finished, a refresh started),
-//!    `warn` for a failure the caller sees as an error (a load failed or timed out, a flush
-//!    because invalidations may have been lost), `error` for a panic in user code.
+//!    `info` for a coherence handle's tracking coming on, `warn` for a failure the caller sees
+//!    as an error (a load failed or timed out, a flush because invalidations may have been
+//!    lost), `error` for a panic in user code. A timeout or a loader's panic is told twice: by
+//!    its own event, then by the `load failed` that every failed load ends with.
 //! 3. Without the feature every item here is an empty inline function or a plain future, so
 //!    call sites need no `cfg`.
 //!

@@ -390,6 +390,6 @@ fn each_memoized_fn_has_its_own_accessor_and_cache() {
     assert_eq!(cube(3), 27);
     assert_eq!(square_cache().get(&(3_u64,)), Some(9));
     assert_eq!(cube_cache().get(&(3_u64,)), Some(27));
-    assert_eq!(square_cache().name(), Some("square"));
-    assert_eq!(cube_cache().name(), Some("cube"));
+    assert_eq!(square_cache().name(), Some("memoize::square"));
+    assert_eq!(cube_cache().name(), Some("memoize::cube"));
 }

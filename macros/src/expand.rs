@@ -442,9 +442,11 @@ fn builder_settings(options: &Options, function_name: &str) -> (TokenStream, Tok
             settings.extend(quote!(.#method(::std::time::Duration::new(#seconds, #nanos))));
         }
     }
+    // By default the function's path, so that functions of one name in two modules do not
+    // report under one name.
     let name = match &options.name {
         Some(name) => quote!(#name),
-        None => quote!(#function_name),
+        None => quote!(::std::concat!(::std::module_path!(), "::", #function_name)),
     };
     settings.extend(quote!(.name(#name)));
     (setup, settings)

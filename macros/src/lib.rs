@@ -67,7 +67,7 @@ use proc_macro::TokenStream;
 /// | `time_to_live = "5m"` | how long a value is served after it was computed |
 /// | `time_to_idle = "1m"` | how long a value is served after it was last read |
 /// | `refresh_after = "4m"` | a value older than this is recomputed in the background when read, while readers keep getting it; only for an `async fn` keyed by its arguments, and shorter than `time_to_live` |
-/// | `name = "users"` | the cache's name in metrics and tracing; by default the function's name |
+/// | `name = "users"` | the cache's name in metrics and tracing; by default the function's path, as `module_path!()::name` |
 /// | `key: Type = expr` | the key, instead of the arguments: an expression of the arguments (and of `self`) |
 ///
 /// A duration is a string checked at compile time: whole numbers, each followed by a unit,

@@ -522,6 +522,24 @@ where
         &self.cache
     }
 
+    /// The statistics of the cache underneath ([`TtlCache::stats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let squares = ttlcache::TtlCache::builder()
+    ///     .build_loading(|n: u64| async move { Ok::<_, String>(n * n) })
+    ///     .unwrap();
+    /// assert_eq!(squares.get(&3).await, Ok(9));
+    /// assert_eq!(squares.stats().load_successes, 1);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> crate::CacheStats {
+        self.cache.stats()
+    }
+
     /// A live value (a hit), starting a refresh if it is stale.
     fn read<Q>(&self, hash: u64, key: &Q) -> Option<V>
     where

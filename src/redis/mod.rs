@@ -212,8 +212,7 @@ impl Coherence {
     /// (`metrics.rs`), labelled with its namespace.
     #[cfg(feature = "metrics")]
     pub(crate) fn report_metrics(&self) {
-        let prefix = &self.shared.prefix;
-        let namespace = prefix.strip_suffix(':').unwrap_or(prefix).to_owned();
+        let namespace = self.shared.namespace().to_owned();
         let shared = Arc::downgrade(&self.shared);
         crate::metrics::register(Box::new(move || {
             let Some(shared) = shared.upgrade() else {
@@ -324,6 +323,13 @@ struct UnhealthyTime {
     before: Duration,
     /// When the current stretch began, while unhealthy.
     since: Option<Instant>,
+}
+
+impl Shared {
+    /// The namespace, as metrics and tracing events name the handle.
+    pub(crate) fn namespace(&self) -> &str {
+        self.prefix.strip_suffix(':').unwrap_or(&self.prefix)
+    }
 }
 
 impl Drop for Shared {

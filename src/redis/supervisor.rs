@@ -365,8 +365,7 @@ impl Shared {
             }
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        let namespace = self.prefix.strip_suffix(':').unwrap_or(&self.prefix);
-        crate::trace::coherence_flushed(namespace, flushed, lost);
+        crate::trace::coherence_flushed(self.namespace(), flushed, lost);
     }
 
     /// Tracking is on: flush, then publish the connection and turn healthy (rule 1).
@@ -390,8 +389,7 @@ impl Shared {
             unhealthy.before += since.elapsed();
         }
         self.healthy.store(true, Ordering::Release);
-        let namespace = self.prefix.strip_suffix(':').unwrap_or(&self.prefix);
-        crate::trace::coherence_healthy(namespace);
+        crate::trace::coherence_healthy(self.namespace());
     }
 
     fn turn_unhealthy(&self) {
