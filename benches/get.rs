@@ -48,6 +48,26 @@ fn on_a_spawned_thread(iterations: u64, keys: &[u64], get: impl Fn(u64) + Sync) 
     })
 }
 
+/// Benches hits of each of `caches`, filled with `ENTRIES` keys, as the group `group`.
+fn filled_hits(c: &mut Criterion, group: &str, caches: Vec<(&str, ttlcache::TtlCache<u64, u64>)>) {
+    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, cache) in caches {
+        for key in 0..ENTRIES {
+            cache.insert(key, key);
+        }
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                on_a_spawned_thread(iterations, &keys, |key| {
+                    black_box(cache.get(&key));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn filled_peers() -> Vec<(&'static str, Box<dyn peers::Peer>)> {
     let mut all = peers::all(2 * ENTRIES);
     for (name, peer) in &mut all {
@@ -150,13 +170,12 @@ impl ttlcache::Expiry<u64, u64> for OnRead {
 /// target: no slower than none), and one that does (one call per hit). Every cache has a
 /// time to live, so that each hit reads the clock alike.
 fn get_hit_expiry(c: &mut Criterion) {
-    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
     let builder = || {
         ttlcache::TtlCache::<u64, u64>::builder()
             .max_capacity(2 * ENTRIES)
             .time_to_live(Duration::from_secs(3600))
     };
-    let caches = [
+    let caches = vec![
         ("no_expiry", builder().build().unwrap()),
         (
             "expiry_create_only",
@@ -167,28 +186,13 @@ fn get_hit_expiry(c: &mut Criterion) {
             builder().expire_after(OnRead).build().unwrap(),
         ),
     ];
-    let mut group = c.benchmark_group("get_hit_expiry");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    for (name, cache) in caches {
-        for key in 0..ENTRIES {
-            cache.insert(key, key);
-        }
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                on_a_spawned_thread(iterations, &keys, |key| {
-                    black_box(cache.get(&key));
-                })
-            })
-        });
-    }
-    group.finish();
+    filled_hits(c, "get_hit_expiry", caches);
 }
 
 /// What feature `metrics` costs a hit: an unnamed cache beside a named one that the reporter
 /// thread reads every second into an installed Prometheus recorder. Built without the feature,
 /// only the unnamed cache runs: compare the two builds' `unnamed` too (BENCHMARKS.md).
 fn get_hit_metrics(c: &mut Criterion) {
-    let keys = peers::uniform_keys(0x2545_F491_4F6C_DD1D, BATCH, ENTRIES);
     let builder = || {
         ttlcache::TtlCache::<u64, u64>::builder()
             .max_capacity(2 * ENTRIES)
@@ -212,21 +216,7 @@ fn get_hit_metrics(c: &mut Criterion) {
                 .contains(r#"ttlcache_entries{cache="bench"} 1"#)
         );
     }
-    let mut group = c.benchmark_group("get_hit_metrics");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    for (name, cache) in caches {
-        for key in 0..ENTRIES {
-            cache.insert(key, key);
-        }
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                on_a_spawned_thread(iterations, &keys, |key| {
-                    black_box(cache.get(&key));
-                })
-            })
-        });
-    }
-    group.finish();
+    filled_hits(c, "get_hit_metrics", caches);
 }
 
 criterion_group!(
