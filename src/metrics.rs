@@ -31,9 +31,9 @@
 //! | `ttlcache_refreshes_total` | counter | `cache` | [`CacheStats::refreshes`] |
 //! | `ttlcache_entries` | gauge | `cache` | [`TtlCache::len`] |
 //! | `ttlcache_weighted_size` | gauge | `cache` | [`TtlCache::weighted_size`] |
-//! | `ttlcache_coherence_sent_total` and `_received_total`, `_flushes_total`, `_reconnects_total` | counter | `namespace` | [`CoherenceStats`] |
-//! | `ttlcache_coherence_unhealthy_seconds` | gauge | `namespace` | [`CoherenceStats::time_unhealthy`] |
-//! | `ttlcache_coherence_healthy` | gauge, 1 or 0 | `namespace` | [`Coherence::is_healthy`] |
+//! | `ttlcache_coherence_sent_total` and `_received_total`, `_flushes_total`, `_reconnects_total` | counter | `namespace`, `handle` | [`CoherenceStats`] |
+//! | `ttlcache_coherence_unhealthy_seconds` | gauge | `namespace`, `handle` | [`CoherenceStats::time_unhealthy`] |
+//! | `ttlcache_coherence_healthy` | gauge, 1 or 0 | `namespace`, `handle` | [`Coherence::is_healthy`] |
 //!
 //! [`TtlCache::stats`]: crate::TtlCache::stats
 //! [`TtlCache::len`]: crate::TtlCache::len
@@ -234,10 +234,19 @@ pub(crate) fn cache(name: &str, stats: &CacheStats, entries: usize, weighted_siz
     gauge!("ttlcache_weighted_size", labels).set(weighted_size as f64);
 }
 
-/// Reports a coherence handle's counts under `namespace = namespace`.
+/// Reports a coherence handle's counts under `namespace = namespace` and `handle = id`, so
+/// that two handles of one namespace in a process keep series of their own.
 #[cfg(feature = "redis")]
-pub(crate) fn coherence(namespace: &str, stats: &crate::redis::CoherenceStats, healthy: bool) {
-    let labels = [("namespace", namespace.to_owned())];
+pub(crate) fn coherence(
+    namespace: &str,
+    id: u64,
+    stats: &crate::redis::CoherenceStats,
+    healthy: bool,
+) {
+    let labels = [
+        ("namespace", namespace.to_owned()),
+        ("handle", id.to_string()),
+    ];
     counter!("ttlcache_coherence_sent_total", &labels).absolute(stats.sent);
     counter!("ttlcache_coherence_received_total", &labels).absolute(stats.received);
     counter!("ttlcache_coherence_flushes_total", &labels).absolute(stats.flushes);

@@ -166,6 +166,21 @@ pub(crate) fn coherence_flushed(namespace: &str, members: usize, lost: bool) {
 }
 
 #[cfg(feature = "redis")]
+/// A coherence handle saw a fault (`fault`, what it means), with Redis's or the connection's
+/// error, its password already cut out.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[inline]
+pub(crate) fn coherence_fault(namespace: &str, fault: &str, error: Option<&str>) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        namespace,
+        fault,
+        error = error.unwrap_or(""),
+        "coherence fault"
+    );
+}
+
+#[cfg(feature = "redis")]
 /// A coherence handle turned healthy: invalidations reach its members again.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 #[inline]

@@ -6,6 +6,8 @@
 
 #[path = "coherence/server.rs"]
 mod server;
+#[path = "coherence/support.rs"]
+mod support;
 
 use std::{
     future::Future,
@@ -17,93 +19,11 @@ use std::{
 };
 
 use server::RedisServer;
+use support::{an_invalidation_crosses, eventually, fast, replica, run, users, within};
 use ttlcache::{
     LoadingCache, TtlCache,
     redis::{Coherence, CoherenceError, Unhealthy},
 };
-
-/// How long any condition may take to come true before the test fails.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Waits until `done` holds, polling every 5 ms; false after [`PATIENCE`].
-async fn eventually(done: impl FnMut() -> bool) -> bool {
-    within(PATIENCE, done).await
-}
-
-/// Waits until `done` holds, polling every 5 ms; false after `patience`.
-async fn within(patience: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let give_up = Instant::now() + patience;
-    while !done() {
-        if Instant::now() > give_up {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
-
-/// A replica's handle, fast to notice faults, and healthy before it is returned.
-async fn replica(server: &RedisServer, namespace: &str) -> Coherence {
-    let coherence = steady(Coherence::builder(&server.url(), namespace))
-        .connect()
-        .await
-        .unwrap();
-    assert!(
-        eventually(|| coherence.is_healthy()).await,
-        "not healthy in time"
-    );
-    coherence
-}
-
-/// Quick to reconnect, with a lease long enough that a loaded test machine never misses it.
-fn steady(builder: ttlcache::redis::CoherenceBuilder) -> ttlcache::redis::CoherenceBuilder {
-    builder
-        .ping_every(Duration::from_millis(50))
-        .lease(Duration::from_millis(1_500))
-        .max_backoff(Duration::from_millis(200))
-}
-
-/// As [`steady`], with a short lease: for the tests of what the lease bounds.
-fn fast(builder: ttlcache::redis::CoherenceBuilder) -> ttlcache::redis::CoherenceBuilder {
-    steady(builder).lease(Duration::from_millis(400))
-}
-
-/// Two handles on `url`, healthy, and an invalidation from one reaching the other.
-async fn an_invalidation_crosses(url: &str) {
-    let a = fast(Coherence::builder(url, "app"))
-        .connect()
-        .await
-        .unwrap();
-    let b = fast(Coherence::builder(url, "app"))
-        .connect()
-        .await
-        .unwrap();
-    assert!(
-        eventually(|| a.is_healthy() && b.is_healthy()).await,
-        "not connected"
-    );
-    let (users_a, users_b) = (users(&a), users(&b));
-    users_b.insert(1, "one".into());
-    users_a.invalidate_everywhere(&1).await.unwrap();
-    assert!(eventually(|| users_b.get(&1).is_none()).await);
-}
-
-fn users(coherence: &Coherence) -> TtlCache<u64, String> {
-    TtlCache::builder()
-        .coherent(coherence, "users")
-        .build()
-        .unwrap()
-}
-
-/// Runs `test` on a multi-threaded runtime of its own.
-fn run<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(test());
-}
 
 #[test]
 fn an_invalidation_on_one_replica_removes_the_key_on_the_others() {
@@ -162,7 +82,7 @@ fn a_marker_written_by_another_client_invalidates() {
         sessions.insert("user:7".into(), 1);
         sessions.insert("user:8".into(), 2);
         // What a writer in another language does: any write of the marker key.
-        server.cli(&["SET", "app:sessions:user:7", "x"]);
+        server.cli(&["SET", "app:inv:sessions:user:7", "x"]);
         assert!(eventually(|| sessions.get("user:7").is_none()).await);
         assert_eq!(sessions.get("user:8"), Some(2));
     });
@@ -180,8 +100,8 @@ fn flushall_from_outside_flushes_every_replica_which_then_recovers() {
         assert!(eventually(|| users_a.is_empty() && users_b.is_empty()).await);
         assert!(eventually(|| a.is_healthy() && b.is_healthy()).await);
         assert!(
-            a.stats().flushes >= 3,
-            "connect, FLUSHALL, and again after it"
+            a.stats().flushes >= 2,
+            "connect, and FLUSHALL (one flush covers a fault that loses nothing on the connection)"
         );
         users_a.insert(2, "two".into());
         assert_eq!(
@@ -477,7 +397,7 @@ fn a_lazy_invalidated_on_one_replica_loads_afresh_on_the_others() {
         assert_eq!(*config_b.get().await, 2);
         // An operator's write of the marker does the same.
         source.store(3, Ordering::SeqCst);
-        server.cli(&["SET", "app:config", "reload"]);
+        server.cli(&["SET", "app:inv:config", "reload"]);
         assert!(eventually(|| config_a.peek().is_none() && config_b.peek().is_none()).await);
         assert_eq!(*config_a.get().await, 3);
     });
@@ -557,7 +477,7 @@ fn a_slow_consumer_cut_off_by_the_server_flushes_and_recovers() {
         // tracking connection together, are far over its 64 KiB output limit.
         server.cli(&[
             "EVAL",
-            "for i = 1, 20000 do redis.call('SET', 'app:other:' .. string.rep('k', 100) .. i, 1) end",
+            "for i = 1, 20000 do redis.call('SET', 'app:inv:other:' .. string.rep('k', 100) .. i, 1) end",
             "0",
         ]);
         assert!(eventually(|| cache.is_empty()).await, "not flushed");
@@ -954,8 +874,8 @@ fn an_undecodable_marker_flushes_the_cache_and_it_stays_coherent() {
         users_b.insert(1, "one".into());
         let flushes = b.stats().flushes;
         // `users` holds u64 keys: "abc" is no key of it, so what it invalidates is unknown.
-        server.cli(&["SET", "app:users:abc", "x"]);
-        assert!(eventually(|| users_b.is_empty() && b.stats().flushes >= flushes + 2).await);
+        server.cli(&["SET", "app:inv:users:abc", "x"]);
+        assert!(eventually(|| users_b.is_empty() && b.stats().flushes > flushes).await);
         assert!(eventually(|| b.is_healthy()).await);
         assert_eq!(b.stats().reconnects, 0, "handled on the same connection");
         users_b.insert(2, "two".into());
@@ -1041,7 +961,8 @@ fn settings_that_cannot_work_are_errors_not_panics() {
             .build();
         assert!(named.unwrap_err().to_string().contains("\"a:b\""));
     });
-    // Outside any runtime: `connect` awaits nothing, so one poll answers.
+    // Outside any runtime: the handle runs its own, so `connect` works there too, and awaits
+    // nothing, so one poll answers.
     let mut outside = std::pin::pin!(Coherence::connect("redis://127.0.0.1/", "app"));
     let waker = std::task::Waker::noop();
     let std::task::Poll::Ready(outside) = outside
@@ -1050,7 +971,7 @@ fn settings_that_cannot_work_are_errors_not_panics() {
     else {
         panic!("connect awaits nothing");
     };
-    assert_eq!(outside.unwrap_err(), CoherenceError::NoTokioRuntime);
+    assert!(outside.is_ok(), "{outside:?}");
 }
 
 #[cfg(feature = "serde")]

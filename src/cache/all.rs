@@ -138,6 +138,10 @@ where
         K: Clone,
     {
         self.inner.shards.iter().flat_map(move |shard| {
+            #[cfg(feature = "redis")]
+            if !self.may_serve() {
+                return Vec::new();
+            }
             let now = Now::lazy(&self.inner.timeline);
             let shard = shard.read();
             shard

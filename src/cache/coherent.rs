@@ -17,6 +17,8 @@ use crate::{
 };
 
 /// What a coherent cache keeps: its link, and how its keys are read from marker bytes.
+/// Cloned for the cache's memory of failures (`loading/failures.rs`), which registers under
+/// the same name so that invalidations and flushes reach it too.
 pub(crate) struct Coherent<K> {
     link: Link,
     decode: fn(&[u8]) -> Option<K>,
@@ -32,6 +34,16 @@ impl<K: FromRedisValue + 'static> Coherent<K> {
             },
             decode: decode::<K>,
             key_type: TypeId::of::<K>(),
+        }
+    }
+}
+
+impl<K> Clone for Coherent<K> {
+    fn clone(&self) -> Self {
+        Self {
+            link: self.link.clone(),
+            decode: self.decode,
+            key_type: self.key_type,
         }
     }
 }
@@ -176,14 +188,15 @@ impl<K, V, S> TtlCache<K, V, S> {
             .ok_or(CoherenceError::NotCoherent)
     }
 
-    /// Whether a write may store now (rule 3 of `redis/mod.rs`); always, for a cache that is
-    /// not coherent.
+    /// Whether the cache may serve what it holds, and store, now (rule 3 of `redis/mod.rs`):
+    /// always, for a cache that is not coherent; for a coherent one, while its coherence is
+    /// trusted or it serves local values while unhealthy.
     #[inline]
-    pub(super) fn may_store(&self) -> bool {
+    pub(super) fn may_serve(&self) -> bool {
         self.inner
             .coherence
             .as_ref()
-            .is_none_or(|coherent| coherent.link.coherence.may_store())
+            .is_none_or(|coherent| coherent.link.coherence.may_serve())
     }
 }
 

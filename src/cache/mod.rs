@@ -311,7 +311,7 @@ where
         removals: &mut Removals<'_, K, V>,
     ) -> Stored<K, V> {
         #[cfg(feature = "redis")]
-        if !self.may_store() {
+        if !self.may_serve() {
             if let Some((key, value, cause)) = shard.remove(write.hash, &write.key, now) {
                 removals.push(key, value, cause);
             }
@@ -404,6 +404,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return None;
+        }
         let now = Now::lazy(&self.inner.timeline);
         let shard = self.shard(hash).read();
         let index = shard.live(hash, key, &now)?;
@@ -454,6 +458,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return None;
+        }
         let hash = self.hash(key);
         let now = Now::lazy(&self.inner.timeline);
         self.shard(hash).read().peek(hash, key, &now).cloned()
@@ -474,6 +482,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return false;
+        }
         let hash = self.hash(key);
         let now = Now::lazy(&self.inner.timeline);
         self.shard(hash).read().peek(hash, key, &now).is_some()

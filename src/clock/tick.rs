@@ -135,6 +135,13 @@ impl Timeline {
         Tick(nanos.min(u64::MAX - 1))
     }
 
+    /// The tick of `instant` on this timeline (its epoch's, if earlier), for deadlines
+    /// counted from an instant read elsewhere.
+    #[cfg(feature = "redis")]
+    pub(crate) fn tick_at(&self, instant: Instant) -> Tick {
+        Tick(self.nanos_at(instant).min(u64::MAX - 1))
+    }
+
     /// The instant of `tick` on the cache's clock, for code of the user's that takes
     /// instants ([`Expiry`](crate::Expiry)).
     pub(crate) fn instant(&self, tick: Tick) -> Instant {

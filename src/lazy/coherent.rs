@@ -1,6 +1,6 @@
 //! An [`AsyncLazy`]'s part in its replicas' coherence (feature `redis`; the mechanism is in
-//! `redis/`): its marker is `<namespace>:<name>`, and any invalidation of it makes the next
-//! `get` load afresh.
+//! `redis/`): its marker is `<namespace>:inv:<name>`, and any invalidation of it makes the
+//! next `get` load afresh.
 
 use std::sync::{Arc, Weak};
 
@@ -67,12 +67,13 @@ where
 }
 
 impl<T, E> Shared<T, E> {
-    /// Whether a value may be kept now (rule 3 of `redis/mod.rs`); always, for a lazy that
-    /// is not coherent.
-    pub(super) fn may_store(&self) -> bool {
+    /// Whether the value may be served and kept now (rule 3 of `redis/mod.rs`); always, for
+    /// a lazy that is not coherent.
+    #[inline]
+    pub(super) fn may_serve(&self) -> bool {
         self.coherent
             .as_ref()
-            .is_none_or(|link| link.coherence.may_store())
+            .is_none_or(|link| link.coherence.may_serve())
     }
 }
 

@@ -153,7 +153,7 @@ impl<T, E> Shared<T, E> {
     /// A coherent lazy that may not store now (rule 3 of `redis/mod.rs`) keeps nothing.
     pub(super) fn keep(&self, value: Arc<T>, loaded_at: Tick) -> Replaced<T, E> {
         #[cfg(feature = "redis")]
-        if !self.may_store() {
+        if !self.may_serve() {
             return Replaced {
                 _refused: Some(value),
                 ..Replaced::default()

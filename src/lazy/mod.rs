@@ -477,6 +477,10 @@ where
     #[inline]
     fn current(&self) -> Current<T> {
         let shared = &*self.shared;
+        #[cfg(feature = "redis")]
+        if !shared.may_serve() {
+            return Current::Missing;
+        }
         if !shared.has_deadlines()
             && !shared.replaced.load(Ordering::Acquire)
             && let Some(first) = shared.first.upgrade()

@@ -1,5 +1,6 @@
 //! The memory of failures (`error_ttl`, rule 4 of `loading/mod.rs`): a second cache of recent
-//! failures, whose entries count only once their load has landed undetached.
+//! failures, whose entries count only once their load has landed undetached. A coherent
+//! cache's memory is coherent too, under the same name: failures are part of the cache.
 
 use std::{
     borrow::Borrow,
@@ -45,8 +46,10 @@ where
             // Unnamed: its counts are not the cache's, and would be read as them.
             name: None,
             key_format: None,
+            // Registered with the cache's coherence under the cache's name: a remote
+            // invalidation of a key, or a flush, drops its failure as it drops its value.
             #[cfg(feature = "redis")]
-            coherent: None,
+            coherent: settings.coherent.clone(),
         })
         .map(Self)
     }

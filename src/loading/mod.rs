@@ -412,8 +412,7 @@ where
     }
 
     /// Removes the key's value and remembered failure here, then tells every replica to
-    /// remove the value: see [`TtlCache::invalidate_everywhere`]. (The other replicas'
-    /// remembered failures of the key stay until their `error_ttl` ends.)
+    /// remove both: see [`TtlCache::invalidate_everywhere`].
     ///
     /// # Errors
     ///
@@ -449,7 +448,7 @@ where
     }
 
     /// Removes every value and remembered failure here, then tells every replica to remove
-    /// every value: see [`TtlCache::invalidate_all_everywhere`].
+    /// theirs: see [`TtlCache::invalidate_all_everywhere`].
     ///
     /// # Errors
     ///

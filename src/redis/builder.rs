@@ -8,8 +8,11 @@ use std::{
 
 use redis::IntoConnectionInfo;
 
-use super::{Coherence, CoherenceError, Shared, Unhealthy, UnhealthyTime, supervisor};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
+use super::{
+    Coherence, CoherenceError, Faults, Shared, Trust, Unhealthy, UnhealthyTime, marker, redact,
+    supervisor,
+};
+use crate::sync::{Arc, AtomicU64, Mutex};
 
 /// Settings for a [`Coherence`], made by [`Coherence::builder`].
 ///
@@ -59,8 +62,8 @@ impl Default for Settings {
 }
 
 impl CoherenceBuilder {
-    /// How often the tracking connection is pinged; by default every 500 ms. A zero is taken
-    /// as a millisecond.
+    /// How often the tracking connection is pinged; by default every 500 ms. It must be below
+    /// the [`lease`](Self::lease). A zero is taken as a millisecond.
     ///
     /// # Examples
     ///
@@ -74,10 +77,12 @@ impl CoherenceBuilder {
         self
     }
 
-    /// How long since the last answered ping (counted from when it was sent) the handle trusts
-    /// the connection; by default 2 s. Past it, it flushes and turns unhealthy: no replica
-    /// serves a value invalidated elsewhere for longer, whatever the network does. A zero is
-    /// taken as a millisecond.
+    /// How long the handle trusts its members after the last credited ping (counted from when
+    /// it was sent; a ping is credited once every push received before its answer has been
+    /// applied); by default 2 s. Past it, members stop serving at once, where values are read,
+    /// and the supervisor flushes them and reconnects: no replica serves a value invalidated
+    /// elsewhere for longer, whatever the network, the runtime or a slow listener does. A
+    /// zero is taken as a millisecond; a lease too long for an instant is "never expires".
     ///
     /// # Examples
     ///
@@ -122,8 +127,9 @@ impl CoherenceBuilder {
         self
     }
 
-    /// Checks the URL and namespace, and starts the supervisor on the current tokio runtime;
-    /// returns at once, connected or not.
+    /// Checks the URL, namespace and settings, and starts the supervisor on a thread and tokio
+    /// runtime of the handle's own; returns at once, connected or not. It needs no runtime of
+    /// the caller's.
     ///
     /// # Errors
     ///
@@ -145,22 +151,46 @@ impl CoherenceBuilder {
     /// # }
     /// ```
     pub async fn connect(self) -> Result<Coherence, CoherenceError> {
+        self.start()
+    }
+
+    /// What [`connect`](Self::connect) does: it awaits nothing.
+    fn start(self) -> Result<Coherence, CoherenceError> {
         if self.namespace.is_empty() || self.namespace.contains(':') {
             return Err(CoherenceError::InvalidNamespace {
                 namespace: self.namespace,
             });
         }
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|_| CoherenceError::NoTokioRuntime)?;
+        let Settings {
+            ping_every, lease, ..
+        } = self.settings;
+        if ping_every >= lease {
+            return Err(CoherenceError::PingNotBelowLease { ping_every, lease });
+        }
         let info = self.url.as_str().into_connection_info().map_err(|error| {
             CoherenceError::InvalidUrl {
                 reason: format!("{:?}", error.kind()),
             }
         })?;
+        let no_thread = |error: std::io::Error| CoherenceError::NoBackgroundThread {
+            reason: error.to_string(),
+        };
+        let runtime = OwnRuntime(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(no_thread)?,
+        ));
+        static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let shared = Arc::new(Shared {
-            prefix: format!("{}:", self.namespace),
+            prefix: marker::prefix(&self.namespace),
+            namespace: self.namespace,
             settings: self.settings,
-            healthy: AtomicBool::new(false),
+            trust: Trust::revoked(),
+            info: info.clone(),
+            faults: Mutex::new(Faults::default()),
+            id: HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            runtime: runtime.get().handle().clone(),
             members: Mutex::new(HashMap::new()),
             registrations: AtomicU64::new(0),
             connection: Mutex::new(None),
@@ -174,8 +204,18 @@ impl CoherenceBuilder {
             }),
             supervisor: Mutex::new(None),
         });
-        let task = runtime.spawn(supervisor::run(Arc::downgrade(&shared), info));
+        let task = runtime
+            .get()
+            .spawn(supervisor::run(Arc::downgrade(&shared), info));
         *shared.supervisor.lock() = Some(task.abort_handle());
+        // The thread lives as long as the supervisor: dropping the last handle aborts it, and
+        // the runtime (the connection's own task with it) goes when the thread ends.
+        std::thread::Builder::new()
+            .name(format!("ttlcache-coherence-{}", shared.namespace))
+            .spawn(move || {
+                let _ = runtime.get().block_on(task);
+            })
+            .map_err(no_thread)?;
         let coherence = Coherence { shared };
         #[cfg(feature = "metrics")]
         coherence.report_metrics();
@@ -183,53 +223,31 @@ impl CoherenceBuilder {
     }
 }
 
+/// A handle's runtime. Shut down without waiting when dropped, so that one dropped where it
+/// was made (in `connect`, should its thread not start), inside the caller's runtime, does not
+/// panic there.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl fmt::Debug for CoherenceBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CoherenceBuilder")
-            .field("url", &redacted(&self.url))
+            .field("url", &redact::url(&self.url))
             .field("namespace", &self.namespace)
             .field("settings", &self.settings)
             .finish()
-    }
-}
-
-/// The URL with any password replaced and its query left out (redis-rs reads `pass=` there),
-/// for `Debug`.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<not a URL>".to_owned();
-    };
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    // The authority ends at the last `@`: a password may hold one, unencoded.
-    match rest.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => format!("{scheme}://{rest}"),
-    }
-}
-
-#[cfg(all(test, not(ttlcache_loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_never_reaches_debug() {
-        assert_eq!(
-            redacted("redis://app:hunter2@db:6379/0"),
-            "redis://app:***@db:6379/0"
-        );
-        assert_eq!(redacted("rediss://:hunter2@db/"), "rediss://:***@db/");
-        assert_eq!(redacted("redis://db/"), "redis://db/");
-        assert_eq!(
-            redacted("redis+unix:///run/redis.sock?user=app&pass=hunter2"),
-            "redis+unix:///run/redis.sock"
-        );
-        assert_eq!(redacted("redis://app:p@ss@db/"), "redis://app:***@db/");
-        let builder = Coherence::builder("redis://app:hunter2@db/", "ns");
-        assert!(!format!("{builder:?}").contains("hunter2"));
     }
 }

@@ -1,6 +1,6 @@
 //! [`CoherenceError`]: what can go wrong with coherence.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 /// What went wrong with coherence.
 ///
@@ -27,8 +27,20 @@ pub enum CoherenceError {
         /// The namespace given.
         namespace: String,
     },
-    /// Made outside a tokio runtime: the supervisor needs one to run on.
-    NoTokioRuntime,
+    /// `ping_every` is not below `lease`: a lease would end between two pings and flush
+    /// every period.
+    PingNotBelowLease {
+        /// The `ping_every` given.
+        ping_every: Duration,
+        /// The `lease` given.
+        lease: Duration,
+    },
+    /// The handle's background thread, which runs its supervisor on a tokio runtime of its
+    /// own, could not be started.
+    NoBackgroundThread {
+        /// What the system said.
+        reason: String,
+    },
     /// No tracking connection is up here: the invalidation was made locally but not sent.
     /// Other replicas may still be connected and serving the old value until their time to
     /// live: retry once this handle is healthy again (or accept the time to live as the
@@ -53,8 +65,16 @@ impl fmt::Display for CoherenceError {
                 f,
                 "a coherence namespace must be non-empty and hold no `:`, got {namespace:?}"
             ),
-            Self::NoTokioRuntime => {
-                f.write_str("a coherence is made in a tokio runtime, for its background task")
+            Self::PingNotBelowLease { ping_every, lease } => write!(
+                f,
+                "ping_every ({ping_every:?}) must be below lease ({lease:?}): each lease would \
+                 end before the next ping could renew it"
+            ),
+            Self::NoBackgroundThread { reason } => {
+                write!(
+                    f,
+                    "the coherence's background thread could not start: {reason}"
+                )
             }
             Self::Unavailable => {
                 f.write_str("Redis is unreachable now: the invalidation was not sent")

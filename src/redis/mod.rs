@@ -2,35 +2,44 @@
 //! a service already runs, through Redis's own server-assisted tracking.
 //!
 //! A [`Coherence`] holds one dedicated RESP3 connection with `CLIENT TRACKING ON BCAST PREFIX
-//! <namespace>:`. [`invalidate_everywhere`](crate::TtlCache::invalidate_everywhere) removes a
-//! key locally, then writes its marker (`marker.rs`) under that prefix; Redis pushes the
+//! <namespace>:inv:`. [`invalidate_everywhere`](crate::TtlCache::invalidate_everywhere) removes
+//! a key locally, then writes its marker (`marker.rs`) under that prefix; Redis pushes the
 //! invalidation to every replica's tracking connection, and each removes the key. A writer in
 //! another language takes part by writing the same marker key.
 //!
 //! - `mod.rs` (this file): the public types, and what caches and lazies register;
+//! - `builder.rs`: the settings, checked, and the handle's own thread and runtime;
 //! - `supervisor.rs`: the task that keeps the connection and its health (the state machine);
-//! - `marker.rs`: marker keys, written and parsed.
+//! - `trust.rs`: until when members may serve, checked where values are read;
+//! - `marker.rs`: marker keys, written and parsed;
+//! - `redact.rs`: passwords kept out of every message;
+//! - `error.rs`: [`CoherenceError`].
 //!
 //! Rules:
 //! 1. A load or refresh that began before an invalidation of its key, local or remote, or
 //!    before a flush, is never stored: an invalidation is a `remove` and a flush a `clear` of
 //!    the cache, and both detach the pending loads they cover (rule 5 of `flight/mod.rs`).
-//! 2. Whatever may have lost invalidations (the connection closed, a ping unanswered for the
+//! 2. Whatever may have lost invalidations (the connection closed, no ping credited for the
 //!    lease, a server restart, FLUSHALL's null invalidation, `tracking-redir-broken`, a key
-//!    that does not decode) flushes every member and makes the handle unhealthy until tracking
-//!    is on again; then it flushes again, and only then turns healthy.
-//! 3. While unhealthy, a [`Unhealthy::Bypass`] member stores nothing: the flush emptied it,
-//!    so every read misses and loads (still single-flighted) answer their callers only. The
-//!    check is on the write path, under the shard lock; reads are untouched. A
-//!    [`Unhealthy::ServeLocal`] member keeps serving and storing, its time to live the only
-//!    bound on staleness.
+//!    that does not decode, a push dropped for want of room) flushes every member and makes
+//!    the handle unhealthy until tracking is on again and its probe heard; then it flushes
+//!    again, and only then trusts.
+//! 3. While not trusted (`trust.rs`), a [`Unhealthy::Bypass`] member serves and stores
+//!    nothing: every read misses, loads (still single-flighted) answer their callers only.
+//!    The check is on the read path (one atomic load and compare, coherent caches only) and
+//!    on the write path, under the shard lock. A [`Unhealthy::ServeLocal`] member keeps
+//!    serving and storing, its time to live the only bound on staleness.
 //! 4. Redis unreachable at start is not an error: the handle starts unhealthy and the
-//!    supervisor connects in the background. Nothing here blocks a `get`.
+//!    supervisor connects in the background, on the handle's own thread and tokio runtime,
+//!    so that neither the application's runtime (starved, blocked, without a timer or IO
+//!    driver, or none at all) nor a `get` waits on it.
 
 mod builder;
 mod error;
 mod marker;
+mod redact;
 mod supervisor;
+mod trust;
 
 pub use builder::CoherenceBuilder;
 pub(crate) use builder::Settings;
@@ -46,7 +55,8 @@ use std::{
 
 use redis::{ToRedisArgs, aio::MultiplexedConnection};
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use trust::Trust;
 
 /// What a coherent cache does while its [`Coherence`] is unhealthy (invalidations may have
 /// been lost).
@@ -91,6 +101,28 @@ pub struct CoherenceStats {
     pub time_unhealthy: Duration,
 }
 
+/// Whether a [`Coherence`] is healthy, and why not: what [`Coherence::health`] returns.
+///
+/// # Examples
+///
+/// ```
+/// let health = ttlcache::redis::Health::default();
+/// assert!(!health.healthy);
+/// assert_eq!(health.last_fault, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// As [`Coherence::is_healthy`].
+    pub healthy: bool,
+    /// The last sign that invalidations may have been lost, or the reason tracking could not
+    /// start (the probe's push never came, say); `None` before the first.
+    pub last_fault: Option<String>,
+    /// The last error Redis or the connection gave (refused, authentication, ACL, TLS), with
+    /// any password cut out; `None` before the first.
+    pub last_error: Option<String>,
+}
+
 /// A handle on one Redis connection that keeps the caches and lazies built `coherent` with it
 /// coherent with the other replicas. Clones share the connection.
 ///
@@ -123,9 +155,10 @@ impl Coherence {
     ///
     /// # Errors
     ///
-    /// [`CoherenceError::InvalidUrl`], [`CoherenceError::InvalidNamespace`] and
-    /// [`CoherenceError::NoTokioRuntime`] only: Redis being unreachable is not an error (the
-    /// handle starts unhealthy and connects in the background).
+    /// [`CoherenceError::InvalidUrl`], [`CoherenceError::InvalidNamespace`],
+    /// [`CoherenceError::PingNotBelowLease`] and [`CoherenceError::NoBackgroundThread`] only:
+    /// Redis being unreachable is not an error (the handle starts unhealthy and connects in
+    /// the background). It needs no tokio runtime: the handle runs its own.
     ///
     /// # Cancel safety
     ///
@@ -162,8 +195,10 @@ impl Coherence {
         }
     }
 
-    /// Whether tracking is on and every member was flushed since it came on: invalidations
-    /// reach the members. False from the first sign of a loss until then.
+    /// Whether members are trusted now: tracking is on, its probe's push was heard, every
+    /// member was flushed since, and a ping was credited within the lease (answered after
+    /// every push before it was applied). False from the first sign of a loss until then, and
+    /// as soon as the lease passes without a credited ping, whatever any task is doing.
     ///
     /// # Examples
     ///
@@ -177,7 +212,33 @@ impl Coherence {
     /// # }
     /// ```
     pub fn is_healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Acquire)
+        self.shared.trust.holds()
+    }
+
+    /// Whether the handle is healthy, and if it is not, why: the last fault and the last
+    /// error from Redis or the connection, passwords cut out.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let coherence = ttlcache::redis::Coherence::connect("redis://127.0.0.1/", "myapp")
+    ///     .await
+    ///     .unwrap();
+    /// let health = coherence.health();
+    /// if !health.healthy {
+    ///     eprintln!("not coherent: {:?} ({:?})", health.last_fault, health.last_error);
+    /// }
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        let faults = self.shared.faults.lock().clone();
+        Health {
+            healthy: self.is_healthy(),
+            last_fault: faults.fault,
+            last_error: faults.error,
+        }
     }
 
     /// The handle's counts since it was made.
@@ -219,7 +280,12 @@ impl Coherence {
                 return false;
             };
             let coherence = Coherence { shared };
-            crate::metrics::coherence(&namespace, &coherence.stats(), coherence.is_healthy());
+            crate::metrics::coherence(
+                &namespace,
+                coherence.shared.id,
+                &coherence.stats(),
+                coherence.is_healthy(),
+            );
             true
         }));
     }
@@ -248,10 +314,10 @@ impl Coherence {
         true
     }
 
-    /// Whether a member may store now (rule 3).
+    /// Whether a member may serve what it holds, and store, now (rule 3).
     #[inline]
-    pub(crate) fn may_store(&self) -> bool {
-        self.shared.settings.when_unhealthy == Unhealthy::ServeLocal || self.is_healthy()
+    pub(crate) fn may_serve(&self) -> bool {
+        self.shared.settings.when_unhealthy == Unhealthy::ServeLocal || self.shared.trust.holds()
     }
 
     /// Writes the marker of `key` in cache `name`: every replica removes the key.
@@ -270,8 +336,8 @@ impl Coherence {
         self.send(marker::of_all(&self.shared.prefix, name)).await
     }
 
-    /// Writes `marker` and deletes it in one transaction: both writes invalidate, and no key
-    /// is left behind in Redis.
+    /// Writes `marker` (and deletes it: `supervisor::write_marker`) on the handle's own
+    /// runtime, so that it can be awaited from any executor, or none of tokio's.
     async fn send(&self, marker: Vec<u8>) -> Result<(), CoherenceError> {
         let mut connection = self
             .shared
@@ -279,16 +345,15 @@ impl Coherence {
             .lock()
             .clone()
             .ok_or(CoherenceError::Unavailable)?;
-        redis::pipe()
-            .atomic()
-            .set(&marker, 1)
-            .ignore()
-            .del(&marker)
-            .ignore()
-            .query_async::<()>(&mut connection)
+        let written = self
+            .shared
+            .runtime
+            .spawn(async move { supervisor::write_marker(&mut connection, &marker).await });
+        written
             .await
+            .map_err(|_| CoherenceError::Unavailable)?
             .map_err(|error| CoherenceError::Redis {
-                message: error.to_string(),
+                message: self.shared.scrubbed(&error.to_string()),
             })?;
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -299,10 +364,23 @@ impl Coherence {
 /// last handle (and the last member's link) is dropped, it is dropped, and the supervisor
 /// with it.
 pub(crate) struct Shared {
-    /// `<namespace>:`, the tracked prefix.
+    namespace: String,
+    /// `<namespace>:inv:`, the tracked prefix every marker starts with (`marker.rs`).
     prefix: String,
     settings: Settings,
-    healthy: AtomicBool,
+    /// Until when members may serve (`trust.rs`): the lease, enforced where values are read.
+    /// It holds only while the supervisor is in Tracking (`supervisor.rs`, rule 1).
+    trust: Trust,
+    /// The connection as parsed, for cutting its password out of messages.
+    info: redis::ConnectionInfo,
+    /// The last fault and error, for [`Coherence::health`].
+    faults: Mutex<Faults>,
+    /// This handle among the process's, for its metrics series.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    id: u64,
+    /// The handle's own runtime (its thread drives it): the supervisor and marker writes
+    /// run there.
+    runtime: tokio::runtime::Handle,
     /// The members by name: caches and lazies built `coherent` with this handle.
     members: Mutex<HashMap<String, Vec<Arc<dyn Member>>>>,
     /// Members registered so far, for a flush to tell whether one came meanwhile.
@@ -317,6 +395,13 @@ pub(crate) struct Shared {
     supervisor: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
+/// The last fault and error seen, as [`Health`] shows them.
+#[derive(Debug, Clone, Default)]
+struct Faults {
+    fault: Option<String>,
+    error: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct UnhealthyTime {
     /// Unhealthy time in stretches that ended.
@@ -328,7 +413,27 @@ struct UnhealthyTime {
 impl Shared {
     /// The namespace, as metrics and tracing events name the handle.
     pub(crate) fn namespace(&self) -> &str {
-        self.prefix.strip_suffix(':').unwrap_or(&self.prefix)
+        &self.namespace
+    }
+
+    /// `message` with the connection's password cut out.
+    fn scrubbed(&self, message: &str) -> String {
+        redact::scrubbed(message, &self.info)
+    }
+
+    /// Records a fault for [`Coherence::health`] and tracing, with its error, scrubbed.
+    fn fault(&self, trouble: &supervisor::Trouble) {
+        let fault = trouble.fault.to_string();
+        let error = trouble
+            .error
+            .as_ref()
+            .map(|error| self.scrubbed(&error.to_string()));
+        crate::trace::coherence_fault(self.namespace(), &fault, error.as_deref());
+        let mut faults = self.faults.lock();
+        faults.fault = Some(fault);
+        if error.is_some() {
+            faults.error = error;
+        }
     }
 }
 
@@ -367,7 +472,7 @@ pub(crate) struct Link {
 impl fmt::Debug for Coherence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coherence")
-            .field("namespace", &self.shared.prefix.trim_end_matches(':'))
+            .field("namespace", &self.shared.namespace)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()
     }

@@ -1,13 +1,15 @@
-//! The supervisor: one task per [`Coherence`](super::Coherence) that keeps its tracking
-//! connection, hands invalidations to the members, and decides the handle's health.
+//! The supervisor: one task per [`Coherence`](super::Coherence), on the handle's own thread
+//! and runtime, that keeps its tracking connection, hands invalidations to the members, and
+//! grants and revokes the handle's trust (`trust.rs`).
 //!
 //! States and transitions:
 //!
 //! | state | what holds | leaves for |
 //! |---|---|---|
-//! | Connecting | unhealthy; members flushed on entry | Tracking, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
+//! | Connecting | unhealthy; members flushed on entry | Probing, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
+//! | Probing | unhealthy; the probe marker written | Tracking, once its push arrives; Backoff if it does not within the lease |
 //! | Backoff | unhealthy; a wait of 50 ms doubling to `max_backoff`, spread by a quarter | Connecting |
-//! | Tracking | members flushed once more, then healthy | Backoff (through a flush) on any fault |
+//! | Tracking | members flushed once more, then trusted until the lease after each credited ping | Backoff (through a flush) on any fault that ends the connection |
 //!
 //! The wait starts again from 50 ms only after a connection stayed up for a lease: a server
 //! that accepts connections and drops them at once (a reconnect storm) sees attempts slow
@@ -15,31 +17,37 @@
 //!
 //! Faults, each a sign that invalidations may have been lost. Those that put the connection
 //! in doubt end it (Tracking → Backoff): it closes (noticed at once, from redis-rs's
-//! disconnection push or the push queue closing; a server restart is this), no ping is
-//! answered within the lease (counted from when the last answered ping was sent, so a frozen
-//! or partitioned server is noticed though TCP stays up, at the lease's end whatever the ping
-//! period), a ping fails, or more pushes come than the queue holds. The others lose nothing
-//! on the connection and are handled on it (unhealthy, a flush, a second flush, healthy;
-//! writers keep the connection meanwhile):
+//! disconnection push or the push queue closing; a server restart is this), trust ends (no
+//! ping credited within the lease), a ping fails, or more pushes come than the queue holds
+//! (by count or by bytes). The others lose nothing on the connection and are handled on it:
 //! FLUSHALL's null invalidation, `tracking-redir-broken`, a push of an unknown shape, a
-//! marker that no member can decode, a member that panics while it removes a key.
+//! marker that no member can decode, a member that panics while it removes a key. For those,
+//! trust is revoked, every push already queued is taken in (further faults among them cost
+//! nothing more), then one flush covers them all and trust returns as the last credited ping
+//! left it: a burst of a thousand bad markers is one flush.
 //!
 //! Members (their listeners, their keys' and values' `Drop`) run on this task: a panic there
-//! is caught, and a listener that blocks delays invalidations and the lease with it.
+//! is caught, and a listener that blocks delays invalidations and trust's renewal, never
+//! trust's end.
 //!
 //! Rules:
-//! 1. Healthy is set only in Tracking, after the flush that follows the tracking
-//!    acknowledgement, and cleared before the flush that follows a fault: a member that sees
-//!    `healthy` has been flushed since tracking came on (and a member registered during that
-//!    flush is flushed too before healthy is set).
+//! 1. Trust is granted only in Tracking, after the flush that follows the probe, and revoked
+//!    before the flush that follows a fault: a member that serves while trusted has been
+//!    flushed since tracking came on (and a member registered during that flush is flushed
+//!    too before trust is granted).
 //! 2. The connection is published for writers (markers) only while Tracking.
-//! 3. Pushes are handled in the order Redis sent them. A ping's answer comes after every push
-//!    Redis queued before it, so an answered ping proves every invalidation sent before the
-//!    ping has reached this process (it may wait in the push queue a moment longer).
-//! 4. However the task ends (the runtime shutting down), the handle is left unhealthy and
-//!    flushed.
+//! 3. Pushes are handled in the order Redis sent them. Redis answers a ping after every push
+//!    it queued before, and redis-rs hands those pushes to the queue before it hands over the
+//!    answer; so the ping's task reads, once answered, how many pushes were queued, and the
+//!    ping is credited (trust granted until the lease after it was sent) only once that many
+//!    have been handed to the members. A ping answered while pushes wait earns nothing yet.
+//! 4. No ping is credited once a push has been dropped for want of room (the queue
+//!    overflowed): that is a fault.
+//! 5. However the task ends, the handle is left unhealthy and flushed.
 
 use std::{
+    collections::VecDeque,
+    fmt,
     panic::{AssertUnwindSafe, catch_unwind},
     time::{Duration, Instant},
 };
@@ -53,7 +61,7 @@ use tokio::sync::mpsc;
 use super::{Member, Shared, marker};
 use crate::{
     jitter::Jitter,
-    sync::{Arc, AtomicBool, Ordering, Weak},
+    sync::{Arc, AtomicBool, AtomicU64, Ordering, Weak},
 };
 
 /// The first wait before a reconnection attempt.
@@ -63,9 +71,26 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// the loss is a fault.
 const PUSH_QUEUE: usize = 1 << 16;
 
-/// Why tracking ended, or was interrupted.
+/// Bytes of keys queued between the connection and the supervisor; past it, as past
+/// [`PUSH_QUEUE`].
+const PUSH_QUEUE_BYTES: u64 = 64 << 20;
+
+/// Keys handed to members between two yields, so that pings and the connection's own task
+/// run while a large push is taken in.
+const KEYS_PER_YIELD: usize = 64;
+
+/// The longest a connection attempt, the tracking command or the probe may take, whatever
+/// the lease: a lease of an hour must not leave a replica waiting an hour to reconnect.
+const LONGEST_WAIT: Duration = Duration::from_secs(10);
+
+/// Why tracking ended, could not start, or was interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub(super) enum Fault {
+    ConnectFailed,
+    TrackingRefused,
+    ProbeNotWritten,
+    /// The probe's push did not arrive within the lease: pushes do not reach this handle.
+    ProbeUnheard,
     Closed,
     LeaseExpired,
     PingFailed,
@@ -81,28 +106,81 @@ enum Fault {
 
 impl Fault {
     /// Whether the connection itself is in doubt. The others lose nothing on it: they are
-    /// handled on the same connection, by flushing twice.
+    /// handled on the same connection, by one flush.
     fn ends_the_connection(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Self::Closed | Self::LeaseExpired | Self::PingFailed | Self::Overflowed
+            Self::RedirBroken
+                | Self::FlushAll
+                | Self::Undecodable
+                | Self::UnknownPush
+                | Self::MemberPanicked
         )
     }
 }
 
-/// A tracking connection, just acknowledged.
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ConnectFailed => "could not connect to Redis",
+            Self::TrackingRefused => "Redis refused CLIENT TRACKING",
+            Self::ProbeNotWritten => "could not write the probe marker",
+            Self::ProbeUnheard => {
+                "the probe marker's invalidation did not arrive within the lease: the server (or \
+                 a proxy) sends no tracking pushes, or an ACL filters them"
+            }
+            Self::Closed => "the tracking connection closed",
+            Self::LeaseExpired => "no ping was credited within the lease",
+            Self::PingFailed => "a ping failed",
+            Self::Overflowed => "more invalidations came than could be queued: some were dropped",
+            Self::RedirBroken => "tracking-redir-broken",
+            Self::FlushAll => "the server flushed everything (FLUSHALL or FLUSHDB)",
+            Self::Undecodable => "a marker that no member could decode",
+            Self::UnknownPush => "a push of an unknown shape",
+            Self::MemberPanicked => "a member panicked while removing a key",
+        })
+    }
+}
+
+/// A fault, with the error that came with it, if any.
+pub(super) struct Trouble {
+    pub(super) fault: Fault,
+    pub(super) error: Option<redis::RedisError>,
+}
+
+impl From<Fault> for Trouble {
+    fn from(fault: Fault) -> Self {
+        Self { fault, error: None }
+    }
+}
+
+/// What the connection has queued for the supervisor, shared by the push sender (on the
+/// connection's task), the pings and the supervisor.
+#[derive(Default)]
+struct Queue {
+    /// Pushes queued since the connection opened.
+    pushes: AtomicU64,
+    /// Bytes of keys in the queue now.
+    bytes: AtomicU64,
+    /// A push was dropped: invalidations were lost (rule 4).
+    overflowed: AtomicBool,
+}
+
+/// A tracking connection, its probe's push seen.
 struct Tracking {
     connection: MultiplexedConnection,
     pushes: mpsc::Receiver<PushInfo>,
-    overflowed: Arc<AtomicBool>,
-    /// When `CLIENT TRACKING` was sent: the lease counts from there.
+    queue: Arc<Queue>,
+    /// Pushes taken from the queue so far.
+    taken: u64,
+    /// When `CLIENT TRACKING` was sent: trust counts from there (`trust.rs`, rule 1).
     asked_at: Instant,
 }
 
 /// Runs until the handle is dropped (then it is aborted, or finds `shared` gone).
 pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
-    // However this task ends (the runtime it runs on shuts down, say), the handle is left
-    // unhealthy and its members flushed, never healthy with no one to hear invalidations.
+    // However this task ends, the handle is left unhealthy and its members flushed, never
+    // trusted with no one to hear invalidations.
     let _guard = UnhealthyOnExit(shared.clone());
     let info = with_resp3(info);
     let mut backoff = Backoff::new();
@@ -113,53 +191,67 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
         };
         let settings = strong.settings;
         drop(strong);
-        if let Some(tracking) = track(&info, &shared, settings.lease).await {
-            let Some(strong) = shared.upgrade() else {
-                return;
-            };
-            if connected_before {
-                strong.reconnects.fetch_add(1, Ordering::Relaxed);
+        let outcome = track(&info, &shared, settings.lease).await;
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        match outcome {
+            Ok(tracking) => {
+                if connected_before {
+                    strong.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                connected_before = true;
+                strong.become_healthy(tracking.connection.clone(), tracking.asked_at);
+                drop(strong);
+                let tracked_since = Instant::now();
+                let Some(trouble) = serve(&shared, tracking).await else {
+                    return;
+                };
+                let Some(strong) = shared.upgrade() else {
+                    return;
+                };
+                strong.fault(&trouble);
+                strong.become_unhealthy();
+                drop(strong);
+                if tracked_since.elapsed() >= settings.lease {
+                    backoff.reset();
+                }
             }
-            connected_before = true;
-            strong.become_healthy(tracking.connection.clone());
-            drop(strong);
-            let tracked_since = Instant::now();
-            // Every fault that ends tracking is handled alike: what it was does not matter.
-            let _why = serve(&shared, tracking).await;
-            let Some(strong) = shared.upgrade() else {
-                return;
-            };
-            strong.become_unhealthy();
-            drop(strong);
-            if tracked_since.elapsed() >= settings.lease {
-                backoff.reset();
+            Err(trouble) => {
+                strong.fault(&trouble);
+                drop(strong);
             }
         }
         tokio::time::sleep(backoff.next(settings.max_backoff)).await;
     }
 }
 
-/// Connects, with RESP3 and a push queue, and turns tracking on; `None` on any failure.
-async fn track(info: &ConnectionInfo, shared: &Weak<Shared>, lease: Duration) -> Option<Tracking> {
-    let prefix = shared.upgrade()?.prefix.clone();
-    let (sender, pushes) = mpsc::channel(PUSH_QUEUE);
-    let overflowed = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&overflowed);
+/// Connects, with RESP3 and a push queue, turns tracking on and sees the probe's push.
+async fn track(
+    info: &ConnectionInfo,
+    shared: &Weak<Shared>,
+    lease: Duration,
+) -> Result<Tracking, Trouble> {
+    let prefix = shared.upgrade().ok_or(Fault::Closed)?.prefix.clone();
+    let wait = lease.min(LONGEST_WAIT);
+    let (sender, mut pushes) = mpsc::channel(PUSH_QUEUE);
+    let queue = Arc::new(Queue::default());
+    let queued = Arc::clone(&queue);
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(lease))
-        .set_response_timeout(Some(lease))
-        .set_push_sender(move |push| {
-            sender.try_send(push).inspect_err(|error| {
-                if matches!(error, mpsc::error::TrySendError::Full(_)) {
-                    flag.store(true, Ordering::Release);
-                }
-            })
-        });
-    let client = Client::open(info.clone()).ok()?;
+        .set_connection_timeout(Some(wait))
+        .set_response_timeout(Some(wait))
+        .set_push_sender(move |push: PushInfo| enqueue(&queued, &sender, push));
+    let failed = |fault: Fault| {
+        move |error| Trouble {
+            fault,
+            error: Some(error),
+        }
+    };
+    let client = Client::open(info.clone()).map_err(failed(Fault::ConnectFailed))?;
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .ok()?;
+        .map_err(failed(Fault::ConnectFailed))?;
     // Named, so that an operator can tell it apart in `CLIENT LIST`; only a courtesy, so a
     // refusal (an ACL user without `client|setname`) is no failure.
     let _ = redis::cmd("CLIENT")
@@ -176,72 +268,233 @@ async fn track(info: &ConnectionInfo, shared: &Weak<Shared>, lease: Duration) ->
         .arg(&prefix)
         .query_async::<()>(&mut connection)
         .await
-        .ok()?;
-    Some(Tracking {
-        connection,
-        pushes,
-        overflowed,
-        asked_at,
+        .map_err(failed(Fault::TrackingRefused))?;
+    // The probe: a marker of this connection's own, whose push shows that pushes arrive.
+    let nonce = probe_nonce();
+    let probe = marker::of_probe(&prefix, &nonce);
+    write_marker(&mut connection, &probe)
+        .await
+        .map_err(failed(Fault::ProbeNotWritten))?;
+    // Pushes before the probe's are dropped: the flush that follows covers their keys.
+    let mut taken = 0;
+    let heard = tokio::time::timeout(wait, async {
+        while let Some(push) = pushes.recv().await {
+            taken += 1;
+            queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
+            match push.kind {
+                PushKind::Disconnection => return false,
+                PushKind::Invalidate if carries(&push, &prefix, &nonce) => return true,
+                _ => {}
+            }
+        }
+        false
     })
+    .await;
+    match heard {
+        Ok(true) if !queue.overflowed.load(Ordering::Acquire) => Ok(Tracking {
+            connection,
+            pushes,
+            queue,
+            taken,
+            asked_at,
+        }),
+        Ok(_) => Err(Fault::Closed.into()),
+        Err(_) => Err(Fault::ProbeUnheard.into()),
+    }
+}
+
+/// Queues a push for the supervisor, counted; refused (and the queue marked overflowed)
+/// past its count or bytes. Runs on the connection's task: it never blocks.
+fn enqueue(
+    queue: &Queue,
+    sender: &mpsc::Sender<PushInfo>,
+    push: PushInfo,
+) -> Result<(), mpsc::error::TrySendError<PushInfo>> {
+    let size = size_of(&push);
+    let full = queue.overflowed.load(Ordering::Acquire)
+        || queue.bytes.load(Ordering::Relaxed).saturating_add(size) > PUSH_QUEUE_BYTES;
+    if full {
+        queue.overflowed.store(true, Ordering::Release);
+        return Err(mpsc::error::TrySendError::Full(push));
+    }
+    queue.bytes.fetch_add(size, Ordering::Relaxed);
+    sender.try_send(push).inspect_err(|error| {
+        queue.bytes.fetch_sub(size, Ordering::Relaxed);
+        if matches!(error, mpsc::error::TrySendError::Full(_)) {
+            queue.overflowed.store(true, Ordering::Release);
+        }
+    })?;
+    queue.pushes.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
+/// The bytes of keys a push carries, as the queue counts them.
+fn size_of(push: &PushInfo) -> u64 {
+    fn size(value: &Value) -> u64 {
+        match value {
+            Value::BulkString(bytes) => bytes.len() as u64,
+            Value::Array(values) => values.iter().map(size).sum(),
+            _ => 0,
+        }
+    }
+    push.data.iter().map(size).sum()
+}
+
+/// Whether an invalidation push names the probe of `nonce`.
+fn carries(push: &PushInfo, prefix: &str, nonce: &str) -> bool {
+    let Some(Value::Array(keys)) = push.data.first() else {
+        return false;
+    };
+    keys.iter().any(|key| {
+        matches!(key, Value::BulkString(key)
+            if marker::parse(prefix, key) == Some(marker::Target::Probe(nonce.as_bytes())))
+    })
+}
+
+/// A nonce no other probe of this or another process shares.
+fn probe_nonce() -> String {
+    use std::hash::BuildHasher;
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = std::hash::RandomState::new().hash_one(Instant::now());
+    format!(
+        "probe:{}:{}:{seed:016x}",
+        std::process::id(),
+        PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Writes `marker` and deletes it in one transaction: both writes invalidate, and no key
+/// is left behind in Redis.
+pub(super) async fn write_marker(
+    connection: &mut MultiplexedConnection,
+    marker: &[u8],
+) -> redis::RedisResult<()> {
+    redis::pipe()
+        .atomic()
+        .set(marker, 1)
+        .ignore()
+        .del(marker)
+        .ignore()
+        .query_async::<()>(connection)
+        .await
 }
 
 /// `ttlcache:<namespace>`, in the bytes Redis accepts in a client name.
 fn client_name(prefix: &str) -> String {
-    let name = format!("ttlcache:{}", prefix.trim_end_matches(':'));
+    let namespace = prefix.strip_suffix(marker::SEGMENT).unwrap_or(prefix);
+    let name = format!("ttlcache:{namespace}");
     name.chars()
         .map(|c| if ('!'..='~').contains(&c) { c } else { '_' })
         .collect()
 }
 
-/// Tracking: hands pushes to the members, pings, and keeps the lease, until a fault that
-/// ends the connection (or the handle is gone: `None`).
-async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Fault> {
+/// Tracking: hands pushes to the members, pings, and credits pings with trust, until a
+/// fault that ends the connection (or the handle is gone: `None`).
+async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
     let Tracking {
         connection,
         mut pushes,
-        overflowed,
+        queue,
+        mut taken,
         asked_at,
     } = tracking;
     let settings = shared.upgrade()?.settings;
     let mut ticks = tokio::time::interval(settings.ping_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When the last answered ping was sent; tracking's acknowledgement counts as one.
-    let mut last_answered = asked_at;
+    // The evidence trust was last granted on (`trust.rs`, rule 1).
+    let mut credited = asked_at;
+    // Answered pings not yet credited: when each was sent, and the pushes to take first.
+    let mut answered: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut ping = Ping::default();
     loop {
-        let lease_ends = tokio::time::Instant::from_std(last_answered + settings.lease);
+        let trust_ends = shared.upgrade()?.trust.ends();
         let fault = tokio::select! {
             push = pushes.recv() => match push {
                 None => Some(Fault::Closed),
-                Some(_) if overflowed.load(Ordering::Acquire) => Some(Fault::Overflowed),
-                Some(push) => handle(&*shared.upgrade()?, push).err(),
+                Some(push) => {
+                    taken += 1;
+                    queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
+                    hand_over(shared, push).await?.err()
+                }
             },
             answer = ping.answer() => match answer {
-                Some(sent) => {
-                    last_answered = sent;
+                Some(credit) => {
+                    answered.push_back(credit);
                     None
                 }
                 None => Some(Fault::PingFailed),
             },
-            () = tokio::time::sleep_until(lease_ends) => Some(Fault::LeaseExpired),
+            () = sleep_until(trust_ends) => Some(Fault::LeaseExpired),
             _ = ticks.tick(), if !ping.is_out() => {
-                ping.send(&connection);
+                ping.send(&connection, &queue);
                 None
             }
         };
+        let fault = fault.or_else(|| {
+            queue
+                .overflowed
+                .load(Ordering::Acquire)
+                .then_some(Fault::Overflowed)
+        });
         match fault {
             None => {}
-            Some(fault) if fault.ends_the_connection() => return Some(fault),
-            // Nothing lost on the connection: flush, and flush again, on the same one, which
-            // stays published for writers meanwhile.
-            Some(_) => {
+            Some(fault) if fault.ends_the_connection() => return Some(fault.into()),
+            Some(fault) => {
+                // Nothing lost on the connection: take in the rest of the burst, then one
+                // flush covers it all, on the same connection, which stays published.
                 let strong = shared.upgrade()?;
                 strong.turn_unhealthy();
+                strong.fault(&fault.into());
+                drop(strong);
+                loop {
+                    match pushes.try_recv() {
+                        Ok(push) => {
+                            taken += 1;
+                            queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
+                            match hand_over(shared, push).await? {
+                                Err(fault) if fault.ends_the_connection() => {
+                                    return Some(fault.into());
+                                }
+                                _ => {}
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            return Some(Fault::Closed.into());
+                        }
+                    }
+                }
+                let strong = shared.upgrade()?;
                 strong.flush_all(true);
-                strong.flush_all(true);
-                strong.turn_healthy();
+                strong.turn_healthy(credited);
             }
         }
+        if queue.overflowed.load(Ordering::Acquire) {
+            return Some(Fault::Overflowed.into());
+        }
+        // Credit every answered ping whose pushes have all been handed over (rule 3).
+        while let Some(&(sent, needed)) = answered.front() {
+            if taken < needed {
+                break;
+            }
+            answered.pop_front();
+            credited = sent;
+            shared.upgrade()?.trust.grant(sent, settings.lease);
+        }
+    }
+}
+
+/// Sleeps until `deadline`; forever for `None` (a lease that never ends).
+async fn sleep_until(deadline: Option<Instant>) {
+    let Some(deadline) = deadline else {
+        return std::future::pending().await;
+    };
+    let now = Instant::now();
+    let left = deadline.saturating_duration_since(now);
+    // `Instant + Duration` can overflow where the lease is huge: a wait that long is forever.
+    match tokio::time::Instant::now().checked_add(left) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -249,7 +502,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Fault> {
 /// connection alive after tracking ends.
 #[derive(Default)]
 struct Ping {
-    out: Option<(Instant, tokio::task::JoinHandle<bool>)>,
+    out: Option<(Instant, tokio::task::JoinHandle<Option<u64>>)>,
 }
 
 impl Ping {
@@ -257,27 +510,30 @@ impl Ping {
         self.out.is_some()
     }
 
-    fn send(&mut self, connection: &MultiplexedConnection) {
+    /// Sends a ping; once answered, its task reads how many pushes were queued (rule 3).
+    fn send(&mut self, connection: &MultiplexedConnection, queue: &Arc<Queue>) {
         let mut connection = connection.clone();
+        let queue = Arc::clone(queue);
         let answer = tokio::spawn(async move {
             redis::cmd("PING")
                 .query_async::<()>(&mut connection)
                 .await
-                .is_ok()
+                .ok()?;
+            Some(queue.pushes.load(Ordering::Acquire))
         });
         self.out = Some((Instant::now(), answer));
     }
 
-    /// When the ping in flight was sent, once it is answered; `None` if it failed. Pending
-    /// while no ping is out.
-    async fn answer(&mut self) -> Option<Instant> {
+    /// When the ping in flight was sent and the pushes queued before its answer, once it is
+    /// answered; `None` if it failed. Pending while no ping is out.
+    async fn answer(&mut self) -> Option<(Instant, u64)> {
         let Some((sent, answer)) = &mut self.out else {
             return std::future::pending().await;
         };
-        let answered = answer.await.unwrap_or(false);
+        let queued = answer.await.ok().flatten();
         let sent = *sent;
         self.out = None;
-        answered.then_some(sent)
+        queued.map(|queued| (sent, queued))
     }
 }
 
@@ -289,48 +545,66 @@ impl Drop for Ping {
     }
 }
 
-/// Hands one push to the members.
-fn handle(shared: &Shared, push: PushInfo) -> Result<(), Fault> {
+/// Hands one push to the members, yielding every [`KEYS_PER_YIELD`] keys; `None` if the
+/// handle is gone.
+async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), Fault>> {
     match push.kind {
         PushKind::Invalidate => {}
-        PushKind::Disconnection => return Err(Fault::Closed),
+        PushKind::Disconnection => return Some(Err(Fault::Closed)),
         PushKind::Other(kind) if kind == "tracking-redir-broken" => {
-            return Err(Fault::RedirBroken);
+            return Some(Err(Fault::RedirBroken));
         }
         // Replies to subscriptions this connection never makes: nothing to lose.
-        _ => return Ok(()),
+        _ => return Some(Ok(())),
     }
     // `invalidate` carries one array of keys, or a null for "everything" (FLUSHALL).
     let keys = match push.data.into_iter().next() {
         Some(Value::Array(keys)) => keys,
-        Some(Value::Nil) => return Err(Fault::FlushAll),
-        _ => return Err(Fault::UnknownPush),
+        Some(Value::Nil) => return Some(Err(Fault::FlushAll)),
+        _ => return Some(Err(Fault::UnknownPush)),
     };
-    for key in keys {
+    let mut outcome = Ok(());
+    // The members of the name last seen: a push of many keys of one cache looks them up once.
+    let mut named: Option<(String, Vec<Arc<dyn Member>>)> = None;
+    for (index, key) in keys.into_iter().enumerate() {
+        if index > 0 && index % KEYS_PER_YIELD == 0 {
+            tokio::task::yield_now().await;
+        }
+        let shared = shared.upgrade()?;
         let Value::BulkString(key) = key else {
-            return Err(Fault::UnknownPush);
+            outcome = Err(Fault::UnknownPush);
+            continue;
+        };
+        let members = |name: &str, named: &mut Option<(String, Vec<Arc<dyn Member>>)>| {
+            if named.as_ref().is_none_or(|(last, _)| last != name) {
+                *named = Some((name.to_owned(), shared.members_named(name)));
+            }
+            named
+                .as_ref()
+                .map(|(_, members)| members.clone())
+                .unwrap_or_default()
         };
         match marker::parse(&shared.prefix, &key) {
             Some(marker::Target::Key(name, key)) => {
-                for member in shared.members_named(name) {
+                for member in members(name, &mut named) {
                     // A listener or a key's `Drop` that panics must not end the supervisor.
                     match catch_unwind(AssertUnwindSafe(|| member.invalidate(key))) {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Err(Fault::Undecodable),
-                        Err(_) => return Err(Fault::MemberPanicked),
+                        Ok(Err(_)) => outcome = Err(Fault::Undecodable),
+                        Err(_) => outcome = Err(Fault::MemberPanicked),
                     }
                 }
             }
             Some(marker::Target::All(name)) => {
-                for member in shared.members_named(name) {
+                for member in members(name, &mut named) {
                     flush(&*member);
                 }
             }
-            None => {}
+            Some(marker::Target::Probe(_)) | None => {}
         }
         shared.received.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(())
+    Some(outcome)
 }
 
 /// Flushes a member; a listener that panics stops neither the flush (its removals are all
@@ -368,14 +642,15 @@ impl Shared {
         crate::trace::coherence_flushed(self.namespace(), flushed, lost);
     }
 
-    /// Tracking is on: flush, then publish the connection and turn healthy (rule 1).
-    fn become_healthy(&self, connection: MultiplexedConnection) {
+    /// Tracking is on and its probe heard: flush, then publish the connection and trust
+    /// (rule 1), from `asked_at`.
+    fn become_healthy(&self, connection: MultiplexedConnection, asked_at: Instant) {
         self.flush_all(false);
         *self.connection.lock() = Some(connection);
-        self.turn_healthy();
+        self.turn_healthy(asked_at);
     }
 
-    /// A fault that ends the connection: turn unhealthy, withdraw the connection, then flush
+    /// A fault that ends the connection: revoke trust, withdraw the connection, then flush
     /// (rule 1).
     fn become_unhealthy(&self) {
         self.turn_unhealthy();
@@ -383,17 +658,18 @@ impl Shared {
         self.flush_all(true);
     }
 
-    fn turn_healthy(&self) {
+    /// Trusts from `evidence` (`trust.rs`, rule 1), and ends the unhealthy stretch.
+    fn turn_healthy(&self, evidence: Instant) {
         let mut unhealthy = self.unhealthy.lock();
         if let Some(since) = unhealthy.since.take() {
             unhealthy.before += since.elapsed();
         }
-        self.healthy.store(true, Ordering::Release);
+        self.trust.grant(evidence, self.settings.lease);
         crate::trace::coherence_healthy(self.namespace());
     }
 
     fn turn_unhealthy(&self) {
-        self.healthy.store(false, Ordering::Release);
+        self.trust.revoke();
         self.unhealthy.lock().since.get_or_insert_with(Instant::now);
     }
 }
@@ -463,5 +739,12 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next(cap) <= Duration::from_micros(62_500));
+    }
+
+    #[test]
+    fn every_fault_reads_as_a_reason() {
+        assert!(Fault::ProbeUnheard.to_string().contains("pushes"));
+        assert!(Fault::LeaseExpired.ends_the_connection());
+        assert!(!Fault::Undecodable.ends_the_connection());
     }
 }
