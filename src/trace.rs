@@ -32,6 +32,33 @@ impl<K> fmt::Debug for ShownKey<'_, K> {
     }
 }
 
+/// The subscriber current where a background thread was started (a coherence's), for the
+/// thread to report to as the code that started it would.
+#[cfg(feature = "redis")]
+pub(crate) struct Inherited {
+    #[cfg(feature = "tracing")]
+    dispatch: tracing::Dispatch,
+}
+
+#[cfg(feature = "redis")]
+impl Inherited {
+    /// The subscriber current here.
+    pub(crate) fn here() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            dispatch: tracing::dispatcher::get_default(Clone::clone),
+        }
+    }
+
+    /// Runs `run` with the inherited subscriber as the thread's.
+    pub(crate) fn run<R>(self, run: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        return tracing::dispatcher::with_default(&self.dispatch, run);
+        #[cfg(not(feature = "tracing"))]
+        run()
+    }
+}
+
 /// The span a load runs in.
 #[derive(Clone)]
 pub(crate) struct LoadSpan {

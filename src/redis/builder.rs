@@ -212,8 +212,9 @@ impl CoherenceBuilder {
         // the runtime (the connection's own task with it) goes when the thread ends.
         std::thread::Builder::new()
             .name(format!("ttlcache-coherence-{}", shared.namespace))
-            .spawn(move || {
-                let _ = runtime.get().block_on(task);
+            .spawn({
+                let subscriber = crate::trace::Inherited::here();
+                move || subscriber.run(|| drop(runtime.get().block_on(task)))
             })
             .map_err(no_thread)?;
         let coherence = Coherence { shared };

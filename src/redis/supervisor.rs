@@ -22,9 +22,10 @@
 //! (by count or by bytes). The others lose nothing on the connection and are handled on it:
 //! FLUSHALL's null invalidation, `tracking-redir-broken`, a push of an unknown shape, a
 //! marker that no member can decode, a member that panics while it removes a key. For those,
-//! trust is revoked, every push already queued is taken in (further faults among them cost
-//! nothing more), then one flush covers them all and trust returns as the last credited ping
-//! left it: a burst of a thousand bad markers is one flush.
+//! trust is revoked, pushes are taken in until none has brought such a fault for 20 ms (at
+//! most 250 ms, or a quarter of the lease), and one flush covers them all; trust then returns
+//! as the last credited ping left it. A burst of a thousand bad markers is one flush, or one
+//! per 250 ms of it.
 //!
 //! Members (their listeners, their keys' and values' `Drop`) run on this task: a panic there
 //! is caught, and a listener that blocks delays invalidations and trust's renewal, never
@@ -73,11 +74,19 @@ const PUSH_QUEUE: usize = 1 << 16;
 
 /// Bytes of keys queued between the connection and the supervisor; past it, as past
 /// [`PUSH_QUEUE`].
-const PUSH_QUEUE_BYTES: u64 = 64 << 20;
+const PUSH_QUEUE_BYTES: u64 = 16 << 20;
 
 /// Keys handed to members between two yields, so that pings and the connection's own task
 /// run while a large push is taken in.
 const KEYS_PER_YIELD: usize = 64;
+
+/// After a fault that loses nothing on the connection, how long without another before the
+/// one flush that covers them ([`settle`]).
+const QUIET: Duration = Duration::from_millis(20);
+
+/// The longest a burst of such faults is taken in before its flush: a longer burst costs one
+/// flush per this much of it.
+const SETTLE_AT_MOST: Duration = Duration::from_millis(250);
 
 /// The longest a connection attempt, the tracking command or the probe may take, whatever
 /// the lease: a lease of an hour must not leave a replica waiting an hour to reconnect.
@@ -446,23 +455,13 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 strong.turn_unhealthy();
                 strong.fault(&fault.into());
                 drop(strong);
-                loop {
-                    match pushes.try_recv() {
-                        Ok(push) => {
-                            taken += 1;
-                            queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
-                            match hand_over(shared, push).await? {
-                                Err(fault) if fault.ends_the_connection() => {
-                                    return Some(fault.into());
-                                }
-                                _ => {}
-                            }
-                        }
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            return Some(Fault::Closed.into());
-                        }
-                    }
+                let mut inbox = Inbox {
+                    pushes: &mut pushes,
+                    queue: &queue,
+                    taken: &mut taken,
+                };
+                if let Some(trouble) = settle(shared, &mut inbox, settings.lease).await? {
+                    return Some(trouble);
                 }
                 let strong = shared.upgrade()?;
                 strong.flush_all(true);
@@ -480,6 +479,50 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
             answered.pop_front();
             credited = sent;
             shared.upgrade()?.trust.grant(sent, settings.lease);
+        }
+    }
+}
+
+/// The queue's receiving end, as [`settle`] takes pushes from it.
+struct Inbox<'a> {
+    pushes: &'a mut mpsc::Receiver<PushInfo>,
+    queue: &'a Queue,
+    taken: &'a mut u64,
+}
+
+/// Takes in the rest of a burst after a fault that loses nothing on the connection: pushes
+/// until none has brought a fault for [`QUIET`], or for [`SETTLE_AT_MOST`] (a quarter of the
+/// lease, if less) in all. Further faults of that kind cost nothing more: the one flush that
+/// follows covers them. `Some(Some(_))` for a fault that ends the connection; `None` if the
+/// handle is gone.
+async fn settle(
+    shared: &Weak<Shared>,
+    inbox: &mut Inbox<'_>,
+    lease: Duration,
+) -> Option<Option<Trouble>> {
+    let settled = tokio::time::Instant::now() + SETTLE_AT_MOST.min(lease / 4);
+    let mut quiet = tokio::time::Instant::now() + QUIET;
+    loop {
+        let push = tokio::select! {
+            biased;
+            push = inbox.pushes.recv() => push,
+            () = tokio::time::sleep_until(quiet.min(settled)) => return Some(None),
+        };
+        let Some(push) = push else {
+            return Some(Some(Fault::Closed.into()));
+        };
+        *inbox.taken += 1;
+        inbox
+            .queue
+            .bytes
+            .fetch_sub(size_of(&push), Ordering::Relaxed);
+        match hand_over(shared, push).await? {
+            Err(fault) if fault.ends_the_connection() => return Some(Some(fault.into())),
+            Err(_) => quiet = tokio::time::Instant::now() + QUIET,
+            Ok(()) => {}
+        }
+        if inbox.queue.overflowed.load(Ordering::Acquire) {
+            return Some(Some(Fault::Overflowed.into()));
         }
     }
 }

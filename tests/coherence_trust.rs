@@ -1,0 +1,519 @@
+//! Coherence you can bet on (feature `redis`), against a real `redis-server`: the lease holds
+//! where values are read whatever the supervisor or the application's runtime is doing,
+//! remembered failures go with the cache, markers stay in a key space of their own, a replica
+//! is healthy only once pushes arrive and says why it is not, nothing panics on settings or
+//! runtimes, bursts cost a bounded few flushes, and no part of a password is ever shown.
+
+#![cfg(all(feature = "redis", feature = "tracing"))]
+
+#[path = "coherence/mute_proxy.rs"]
+mod mute_proxy;
+#[path = "coherence/server.rs"]
+mod server;
+#[path = "coherence/support.rs"]
+mod support;
+
+use std::{
+    collections::HashSet,
+    io,
+    pin::pin,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
+    thread,
+    time::{Duration, Instant},
+};
+
+use server::RedisServer;
+use support::{PATIENCE, eventually, fast, replica, run, steady, users};
+use ttlcache::{
+    LoadError, TtlCache,
+    redis::{Coherence, CoherenceError},
+};
+
+/// Polls `done` from a plain thread, every 5 ms, for up to [`PATIENCE`]: for the tests whose
+/// runtime must not be driven.
+fn eventually_here(mut done: impl FnMut() -> bool) -> bool {
+    let give_up = Instant::now() + PATIENCE;
+    while !done() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+#[test]
+fn a_slow_listener_and_a_backlog_of_pushes_never_extend_the_lease() {
+    run(|| async {
+        let server = RedisServer::start();
+        let lease = Duration::from_millis(500);
+        let a = steady(Coherence::builder(&server.url(), "app"))
+            .lease(lease)
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually(|| a.is_healthy()).await);
+        let b = replica(&server, "app").await;
+        // A listener of remote removals that takes 5 ms, as one that logs to a slow sink would.
+        let slow = Arc::new(AtomicBool::new(true));
+        let listener_slow = Arc::clone(&slow);
+        let users_a = TtlCache::<u64, String>::builder()
+            .coherent(&a, "users")
+            .eviction_listener(move |_, _, _| {
+                if listener_slow.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .build()
+            .unwrap();
+        const K: u64 = 1_000_000;
+        for key in (0..2_000).chain([K]) {
+            users_a.insert(key, format!("v{key}"));
+        }
+        let users_b = users(&b);
+        // 2,000 invalidations: ten seconds of listener work queue up at A.
+        for key in 0..2_000 {
+            users_b.invalidate_everywhere(&key).await.unwrap();
+        }
+        users_b.invalidate_everywhere(&K).await.unwrap();
+        let acknowledged = Instant::now();
+        tokio::time::sleep(lease + Duration::from_millis(150)).await;
+        assert!(
+            acknowledged.elapsed() < Duration::from_secs(5),
+            "the check must come while the backlog is still there"
+        );
+        assert_eq!(
+            users_a.get(&K),
+            None,
+            "K's invalidation was acknowledged a lease ago"
+        );
+        assert!(
+            !a.is_healthy(),
+            "a replica behind its pushes is not healthy"
+        );
+        slow.store(false, Ordering::Relaxed);
+        assert!(eventually(|| a.is_healthy()).await, "did not recover");
+        assert_eq!(users_a.get(&K), None);
+    });
+}
+
+#[test]
+fn a_replica_whose_runtime_sits_idle_still_applies_invalidations_and_keeps_its_lease() {
+    let server = RedisServer::start();
+    // The replica's runtime is driven only while it connects, as an application driven by an
+    // occasional `block_on` would be.
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = idle.block_on(async {
+        fast(Coherence::builder(&server.url(), "app"))
+            .connect()
+            .await
+            .unwrap()
+    });
+    assert!(eventually_here(|| a.is_healthy()), "not healthy in time");
+    let users_a = users(&a);
+    users_a.insert(7, "old".into());
+    // Another replica, on a runtime of its own, writes.
+    let elsewhere = tokio::runtime::Runtime::new().unwrap();
+    elsewhere.block_on(async {
+        let b = replica(&server, "app").await;
+        users(&b).invalidate_everywhere(&7).await.unwrap();
+    });
+    assert!(
+        eventually_here(|| users_a.get(&7).is_none()),
+        "the invalidation waited for a runtime nobody drives"
+    );
+    // Several leases later, with the runtime still idle, the replica is trusted and serves.
+    thread::sleep(Duration::from_millis(1_200));
+    assert!(a.is_healthy());
+    users_a.insert(8, "eight".into());
+    assert_eq!(users_a.get(&8).as_deref(), Some("eight"));
+}
+
+#[test]
+fn remembered_failures_go_with_a_remote_invalidation_and_with_a_flush() {
+    run(|| async {
+        let server = RedisServer::start();
+        let (a, b) = (replica(&server, "app").await, replica(&server, "app").await);
+        // Rows exist once they are in `rows`; the loader counts its calls.
+        let rows = Arc::new(Mutex::new(HashSet::new()));
+        let calls = Arc::new(AtomicU64::new(0));
+        let loading = |coherence: &Coherence| {
+            let (rows, calls) = (Arc::clone(&rows), Arc::clone(&calls));
+            TtlCache::builder()
+                .coherent(coherence, "users")
+                .error_ttl(Duration::from_secs(3_600))
+                .build_loading(move |id: u64| {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    let found = rows.lock().unwrap().contains(&id);
+                    async move {
+                        match found {
+                            true => Ok(format!("user {id}")),
+                            false => Err("no such row".to_owned()),
+                        }
+                    }
+                })
+                .unwrap()
+        };
+        let (users_a, users_b) = (loading(&a), loading(&b));
+        assert!(users_a.get(&42).await.is_err());
+        assert!(users_a.get(&42).await.is_err());
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "the failure is remembered"
+        );
+
+        // The row is written, and the writer invalidates it everywhere.
+        rows.lock().unwrap().insert(42);
+        users_b.invalidate_everywhere(&42).await.unwrap();
+        let give_up = Instant::now() + PATIENCE;
+        while users_a.get(&42).await.is_err() {
+            assert!(
+                Instant::now() < give_up,
+                "the remembered failure outlived it"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // A flush (here FLUSHALL's) forgets failures too.
+        assert!(matches!(users_a.get(&43).await, Err(LoadError::Failed(_))));
+        rows.lock().unwrap().insert(43);
+        let flushes = a.stats().flushes;
+        server.cli(&["FLUSHALL"]);
+        assert!(eventually(|| a.stats().flushes > flushes && a.is_healthy()).await);
+        assert_eq!(users_a.get(&43).await.as_deref(), Ok("user 43"));
+    });
+}
+
+#[test]
+fn an_application_key_under_the_namespace_is_never_touched() {
+    run(|| async {
+        let server = RedisServer::start();
+        // The application keeps its rows under the usual `<app>:<table>:<id>` names.
+        server.cli(&["SET", "myapp:users:42", "row 42"]);
+        let (a, b) = (
+            replica(&server, "myapp").await,
+            replica(&server, "myapp").await,
+        );
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_a.insert(42, "Ada".into());
+        users_a.insert(7, "Grace".into());
+        users_b.invalidate_everywhere(&42).await.unwrap();
+        assert!(eventually(|| users_a.get(&42).is_none()).await);
+        assert_eq!(server.cli(&["GET", "myapp:users:42"]), "row 42");
+
+        // The application's own writes under the namespace invalidate nothing and arrive as
+        // nothing: the next push A receives is the marker written after them.
+        let received = a.stats().received;
+        server.cli(&["SET", "myapp:users:7", "row 7"]);
+        server.cli(&["DEL", "myapp:users:42"]);
+        users_b.invalidate_everywhere(&8).await.unwrap();
+        assert!(eventually(|| a.stats().received > received).await);
+        assert_eq!(a.stats().received, received + 1);
+        assert_eq!(users_a.get(&7).as_deref(), Some("Grace"));
+
+        // A writer in another language writes the marker of the new form.
+        server.cli(&["SET", "myapp:inv:users:7", "1"]);
+        assert!(eventually(|| users_a.get(&7).is_none()).await);
+    });
+}
+
+#[test]
+fn a_server_that_never_pushes_keeps_the_replica_unhealthy_with_a_reason() {
+    run(|| async {
+        let server = RedisServer::start();
+        let url = mute_proxy::start(server.port());
+        let coherence = fast(Coherence::builder(&url, "app"))
+            .connect()
+            .await
+            .unwrap();
+        // Commands pass: a marker written through the proxy reaches the server.
+        let cache = users(&coherence);
+        assert!(
+            eventually(|| {
+                coherence
+                    .health()
+                    .last_fault
+                    .is_some_and(|fault| fault.contains("tracking pushes"))
+            })
+            .await,
+            "{:?}",
+            coherence.health()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!coherence.is_healthy());
+        cache.insert(1, "one".into());
+        assert_eq!(cache.get(&1), None, "an unhealthy replica serves nothing");
+    });
+}
+
+/// What every subscriber of this test binary wrote: the coherence's thread reports here.
+fn traced() -> &'static Mutex<Vec<u8>> {
+    static WRITTEN: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    WRITTEN.get_or_init(|| {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(Arc::clone(&written));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        written
+    })
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `text` holds no piece of `password` two characters or longer between its `#?@:/`.
+fn shows_no_part_of(text: &str, password: &str) -> bool {
+    password
+        .split(['#', '?', '@', ':', '/'])
+        .all(|piece| piece.len() < 2 || !text.contains(piece))
+}
+
+#[test]
+fn a_wrong_password_is_a_readable_reason_and_no_part_of_it_is_ever_shown() {
+    let written = traced();
+    run(|| async {
+        let server = RedisServer::start();
+        let good = "Xg#Rq?Wz@Lk:Mv";
+        let wrong = "Hj#Tp?Bn@Cs:Dy";
+        server.cli(&[
+            "ACL",
+            "SETUSER",
+            "app",
+            "on",
+            &format!(">{good}"),
+            "~*",
+            "&*",
+            "+@all",
+        ]);
+        let encoded = |password: &str| {
+            password
+                .replace('#', "%23")
+                .replace('?', "%3F")
+                .replace('@', "%40")
+                .replace(':', "%3A")
+        };
+        let at = |password: &str| {
+            server.url().replacen(
+                "redis://",
+                &format!("redis://app:{}@", encoded(password)),
+                1,
+            )
+        };
+        let refused = fast(Coherence::builder(&at(wrong), "app"))
+            .connect()
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| refused.health().last_error.is_some()).await,
+            "no reason"
+        );
+        let health = refused.health();
+        let error = health.last_error.clone().unwrap();
+        assert!(
+            error.contains("WRONGPASS") || error.contains("password"),
+            "{error}"
+        );
+        let sent = users(&refused).invalidate_everywhere(&1).await.unwrap_err();
+
+        // A good password works, and is shown nowhere either.
+        let a = replica(&server, "app").await;
+        let right = steady(Coherence::builder(&at(good), "app"))
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually(|| right.is_healthy()).await);
+        let users_right = users(&right);
+        users_right.insert(1, "one".into());
+        users(&a).invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_right.get(&1).is_none()).await);
+
+        let mut shown = vec![
+            format!("{health:?}"),
+            format!("{refused:?} {right:?}"),
+            format!("{sent} {sent:?}"),
+            format!("{:?}", Coherence::builder(&at(good), "app")),
+        ];
+        // Unencoded, the password moves every boundary of the URL's text.
+        for password in [good, wrong] {
+            let raw = format!("redis://app:{password}@127.0.0.1:6379/");
+            shown.push(format!("{:?}", Coherence::builder(&raw, "app")));
+            if let Err(error) = Coherence::connect(&raw, "app").await {
+                shown.push(format!("{error} {error:?}"));
+            }
+        }
+        shown.push(String::from_utf8_lossy(&written.lock().unwrap()).into_owned());
+        for text in &shown {
+            assert!(shows_no_part_of(text, good), "{text}");
+            assert!(shows_no_part_of(text, wrong), "{text}");
+        }
+        assert!(
+            shown.last().unwrap().contains("coherence fault"),
+            "the fault was traced"
+        );
+    });
+}
+
+#[test]
+fn settings_that_cannot_work_are_errors_and_extreme_ones_saturate() {
+    run(|| async {
+        for (ping_every, lease) in [(2_000, 1_000), (1_000, 1_000)] {
+            let error = Coherence::builder("redis://127.0.0.1/", "app")
+                .ping_every(Duration::from_millis(ping_every))
+                .lease(Duration::from_millis(lease))
+                .connect()
+                .await
+                .unwrap_err();
+            assert!(matches!(error, CoherenceError::PingNotBelowLease { .. }));
+            let message = error.to_string();
+            assert!(
+                message.contains("ping_every") && message.contains("lease"),
+                "{message}"
+            );
+        }
+
+        // A lease too long for an instant never ends, and nothing panics.
+        let server = RedisServer::start();
+        let forever = Coherence::builder(&server.url(), "app")
+            .ping_every(Duration::from_millis(50))
+            .lease(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually(|| forever.is_healthy()).await);
+        let b = replica(&server, "app").await;
+        let users_forever = users(&forever);
+        users_forever.insert(1, "one".into());
+        users(&b).invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_forever.get(&1).is_none()).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(forever.is_healthy(), "{:?}", forever.health());
+    });
+}
+
+#[test]
+fn a_runtime_without_a_timer_or_io_driver_is_no_problem() {
+    let server = RedisServer::start();
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    bare.block_on(async {
+        let a = fast(Coherence::builder(&server.url(), "app"))
+            .connect()
+            .await
+            .unwrap();
+        let b = fast(Coherence::builder(&server.url(), "app"))
+            .connect()
+            .await
+            .unwrap();
+        assert!(eventually_here(|| a.is_healthy() && b.is_healthy()));
+        let users_b = users(&b);
+        users_b.insert(1, "one".into());
+        users(&a).invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually_here(|| users_b.get(&1).is_none()));
+    });
+}
+
+/// Drives `future` on this thread, with no runtime of tokio's anywhere near.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output;
+        }
+        thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_coherence_works_outside_any_runtime() {
+    let server = RedisServer::start();
+    let a = block_on(fast(Coherence::builder(&server.url(), "app")).connect()).unwrap();
+    let b = block_on(fast(Coherence::builder(&server.url(), "app")).connect()).unwrap();
+    assert!(eventually_here(|| a.is_healthy() && b.is_healthy()));
+    let users_b = users(&b);
+    users_b.insert(1, "one".into());
+    block_on(users(&a).invalidate_everywhere(&1)).unwrap();
+    assert!(eventually_here(|| users_b.get(&1).is_none()));
+}
+
+#[test]
+fn a_burst_of_undecodable_markers_costs_a_bounded_few_flushes() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        let flushes = coherence.stats().flushes;
+        // A thousand markers that no `u64` key decodes from, each its own push.
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        for i in 0..1_000 {
+            redis::cmd("SET")
+                .arg(format!("app:inv:users:bad{i}"))
+                .arg(1)
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+        }
+        assert!(eventually(|| cache.is_empty() && coherence.is_healthy()).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let flushed = coherence.stats().flushes - flushes;
+        assert!((1..=4).contains(&flushed), "{flushed} flushes");
+        assert_eq!(coherence.stats().reconnects, 0, "on the same connection");
+    });
+}
+
+#[test]
+fn a_push_past_what_the_queue_holds_is_a_fault_that_flushes() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let cache = users(&coherence);
+        cache.insert(1, "one".into());
+        // One script writes 5,000 markers of 4 KiB names: Redis sends their invalidations
+        // as one push of 20 MB, past the 16 MiB the queue holds.
+        server.cli(&[
+            "EVAL",
+            "for i = 1, 5000 do redis.call('SET', 'app:inv:other:' .. string.rep('k', 4096) .. i, 1) end",
+            "0",
+        ]);
+        assert!(
+            eventually(|| coherence.stats().reconnects >= 1 && coherence.is_healthy()).await,
+            "{:?}",
+            coherence.health()
+        );
+        assert!(cache.is_empty());
+        let fault = coherence.health().last_fault.unwrap();
+        assert!(fault.contains("dropped"), "{fault}");
+    });
+}
