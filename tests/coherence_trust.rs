@@ -75,10 +75,15 @@ fn a_slow_listener_and_a_backlog_of_pushes_never_extend_the_lease() {
             users_a.insert(key, format!("v{key}"));
         }
         let users_b = users(&b);
-        // 2,000 invalidations: ten seconds of listener work queue up at A.
+        // 2,000 invalidations, written as another client's pipeline: ten seconds of listener
+        // work queue up at A, then K's.
+        let mut pipeline = redis::pipe();
         for key in 0..2_000 {
-            users_b.invalidate_everywhere(&key).await.unwrap();
+            pipeline.set(format!("app:inv:users:{key}"), 1).ignore();
         }
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        pipeline.query_async::<()>(&mut connection).await.unwrap();
         users_b.invalidate_everywhere(&K).await.unwrap();
         let acknowledged = Instant::now();
         tokio::time::sleep(lease + Duration::from_millis(150)).await;

@@ -398,9 +398,11 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     /// that share `coherence`'s Redis and namespace: see [`Coherence`](crate::redis::Coherence).
     ///
     /// Keys cross processes through redis-rs's `ToRedisArgs` and `FromRedisValue`: integers,
-    /// strings and byte vectors work as they are. While `coherence` is unhealthy, the cache
-    /// does what its [`Unhealthy`](crate::redis::Unhealthy) setting says; reads cost the
-    /// same as without coherence.
+    /// strings and byte vectors work as they are. While `coherence` is unhealthy (its lease
+    /// passed, checked on every read), the cache does what its
+    /// [`Unhealthy`](crate::redis::Unhealthy) setting says; a read costs one atomic load and
+    /// compare more than without coherence. A loading cache's remembered failures
+    /// (`error_ttl`) are invalidated and flushed with its values.
     ///
     /// # Examples
     ///

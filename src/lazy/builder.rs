@@ -61,7 +61,7 @@ where
 
     /// Keeps this value coherent with the lazies of the same `name` in the other replicas
     /// that share `coherence`: when one of them (or an operator, writing the marker key
-    /// `<namespace>:<name>`) calls [`invalidate_everywhere`](AsyncLazy::invalidate_everywhere),
+    /// `<namespace>:inv:<name>`) calls [`invalidate_everywhere`](AsyncLazy::invalidate_everywhere),
     /// every replica's next `get` loads afresh. See [`Coherence`](crate::redis::Coherence).
     ///
     /// # Examples
