@@ -773,7 +773,7 @@ fn an_acl_user_in_the_url_authenticates_and_its_password_is_never_shown() {
 /// Makes a certificate authority and a server certificate for 127.0.0.1 in `dir`, with the
 /// `openssl` command; returns the server's certificate, key and the authority's certificate.
 #[cfg(feature = "redis-tls")]
-fn certificates(dir: &std::path::Path) -> [String; 3] {
+fn certificates(dir: &std::path::Path) -> Certificates {
     let openssl = |args: &[&str]| {
         let status = std::process::Command::new("openssl")
             .args(args)
@@ -833,35 +833,158 @@ fn certificates(dir: &std::path::Path) -> [String; 3] {
         "-extfile",
         "ext.cnf",
     ]);
-    ["server.crt", "server.key", "ca.crt"].map(|name| dir.join(name).to_str().unwrap().to_owned())
+    // A client's certificate from the same authority, for mutual TLS.
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=ttlcache-test-client",
+    ]);
+    // An extension makes it an X.509 v3 certificate, the only version rustls accepts.
+    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+    ]);
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    Certificates {
+        server: path("server.crt"),
+        server_key: path("server.key"),
+        authority: path("ca.crt"),
+        client: path("client.crt"),
+        client_key: path("client.key"),
+    }
+}
+
+/// What [`certificates`] made: paths of PEM files.
+#[cfg(feature = "redis-tls")]
+struct Certificates {
+    server: String,
+    server_key: String,
+    authority: String,
+    client: String,
+    client_key: String,
+}
+
+/// A server with TLS on a port of its own (its plain port stays for `redis-cli`), asking
+/// clients for a certificate if `clients_show_theirs`; returns it, its TLS port and the
+/// certificates.
+#[cfg(feature = "redis-tls")]
+fn tls_server(clients_show_theirs: bool) -> (RedisServer, String, Certificates) {
+    let mut server = RedisServer::not_started();
+    let certificates = certificates(&server.path(""));
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    server.launch_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &certificates.server,
+        "--tls-key-file",
+        &certificates.server_key,
+        "--tls-ca-cert-file",
+        &certificates.authority,
+        "--tls-auth-clients",
+        if clients_show_theirs { "yes" } else { "no" },
+    ]);
+    (server, tls_port, certificates)
 }
 
 #[cfg(feature = "redis-tls")]
 #[test]
 fn a_tls_url_works() {
     run(|| async {
-        let mut server = RedisServer::not_started();
-        let [cert, key, ca] = certificates(&server.path(""));
-        let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
-        server.launch_with(&[
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ]);
+        let (_server, tls_port, _) = tls_server(false);
         // The test's own authority is in no trust store: `#insecure` skips the check.
         an_invalidation_crosses(&format!("rediss://127.0.0.1:{tls_port}/#insecure")).await;
+    });
+}
+
+#[cfg(feature = "redis-tls")]
+#[test]
+fn a_private_authority_and_a_client_certificate_given_to_the_builder_work() {
+    run(|| async {
+        let (server, tls_port, certificates) = tls_server(true);
+        let url = format!("rediss://127.0.0.1:{tls_port}/");
+        let read = |path: &str| std::fs::read(path).unwrap();
+        let with_certificates = || {
+            fast(Coherence::builder(&url, "app"))
+                .tls_root_certificates(read(&certificates.authority))
+                .tls_client_certificate(read(&certificates.client), read(&certificates.client_key))
+        };
+        let (a, b) = (
+            with_certificates().connect().await.unwrap(),
+            with_certificates().connect().await.unwrap(),
+        );
+        assert!(
+            eventually(|| a.is_healthy() && b.is_healthy()).await,
+            "{:?}",
+            a.health()
+        );
+        let (users_a, users_b) = (users(&a), users(&b));
+        users_b.insert(1, "one".into());
+        users_a.invalidate_everywhere(&1).await.unwrap();
+        assert!(eventually(|| users_b.get(&1).is_none()).await);
+
+        // Without the client certificate the server refuses, and the reason says so.
+        let anonymous = fast(Coherence::builder(&url, "app"))
+            .tls_root_certificates(read(&certificates.authority))
+            .connect()
+            .await
+            .unwrap();
+        // Without the authority, the server's certificate is not trusted.
+        let untrusting = fast(Coherence::builder(&url, "app"))
+            .tls_client_certificate(read(&certificates.client), read(&certificates.client_key))
+            .connect()
+            .await
+            .unwrap();
+        for refused in [&anonymous, &untrusting] {
+            assert!(
+                eventually(|| refused.health().last_error.is_some()).await,
+                "no reason"
+            );
+            assert!(!refused.is_healthy(), "{:?}", refused.health());
+        }
+
+        // Certificates that do not parse, or that no TLS URL uses, are errors at once.
+        let not_pem = fast(Coherence::builder(&url, "app"))
+            .tls_root_certificates(b"not a certificate".to_vec())
+            .connect()
+            .await;
+        let plain = fast(Coherence::builder("redis://127.0.0.1/", "app"))
+            .tls_root_certificates(read(&certificates.authority))
+            .connect()
+            .await;
+        for refused in [not_pem, plain] {
+            assert!(
+                matches!(refused, Err(CoherenceError::InvalidTls { .. })),
+                "{refused:?}"
+            );
+        }
+        drop(server);
     });
 }
 

@@ -8,6 +8,7 @@
 
 #[path = "coherence/mute_proxy.rs"]
 mod mute_proxy;
+#[allow(dead_code, reason = "the fault injection these tests do not need")]
 #[path = "coherence/server.rs"]
 mod server;
 #[path = "coherence/support.rs"]

@@ -106,11 +106,39 @@ fn a_coherence_reports_its_counts_and_health() {
             .build()
             .unwrap();
         assert_eq!(carts.name(), Some("carts"));
+        // A second handle on the same namespace keeps series of its own.
+        let other = ttlcache::redis::Coherence::connect(&server.url(), "shop")
+            .await
+            .unwrap();
         let scrape = || {
             ttlcache::metrics::report();
             exporter.render()
         };
-        let healthy = r#"ttlcache_coherence_healthy{namespace="shop"}"#;
+        let handles = |scrape: &str| -> Vec<String> {
+            let prefix = r#"ttlcache_coherence_healthy{namespace="shop",handle=""#;
+            scrape
+                .lines()
+                .filter_map(|line| Some(line.strip_prefix(prefix)?.split('"').next()?.to_owned()))
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while handles(&scrape()).len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "{}", scrape());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Handles are numbered in the order they were made.
+        let (mine, theirs) = {
+            let mut ids: Vec<u64> = handles(&scrape())
+                .iter()
+                .map(|id| id.parse().unwrap())
+                .collect();
+            ids.sort_unstable();
+            (ids[0], ids[1])
+        };
+        let series = |name: &str, id: u64| {
+            format!(r#"ttlcache_coherence_{name}{{namespace="shop",handle="{id}"}}"#)
+        };
+        let healthy = &series("healthy", mine);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while value(&scrape(), healthy) != Some(1.0) {
             assert!(std::time::Instant::now() < deadline, "{}", scrape());
@@ -119,10 +147,9 @@ fn a_coherence_reports_its_counts_and_health() {
         carts.insert(1, 1);
         carts.invalidate_everywhere(&1).await.unwrap();
         let now = scrape();
-        assert_eq!(
-            value(&now, r#"ttlcache_coherence_sent_total{namespace="shop"}"#),
-            Some(1.0)
-        );
+        assert_eq!(value(&now, &series("sent_total", mine)), Some(1.0));
+        assert_eq!(value(&now, &series("sent_total", theirs)), Some(0.0));
+        drop(other);
         assert!(value(&now, r#"ttlcache_inserts_total{cache="carts"}"#) == Some(1.0));
 
         server.stop();
@@ -131,7 +158,7 @@ fn a_coherence_reports_its_counts_and_health() {
             assert!(std::time::Instant::now() < deadline, "{}", scrape());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let flushes = r#"ttlcache_coherence_flushes_total{namespace="shop"}"#;
+        let flushes = &series("flushes_total", mine);
         assert!(value(&scrape(), flushes) >= Some(2.0), "{}", scrape());
     });
 }

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::IntoConnectionInfo;
+use redis::{Client, ConnectionInfo, IntoConnectionInfo};
 
 use super::{
     Coherence, CoherenceError, Faults, Shared, Trust, Unhealthy, UnhealthyTime, marker, redact,
@@ -39,6 +39,20 @@ pub struct CoherenceBuilder {
     pub(super) url: String,
     pub(super) namespace: String,
     pub(super) settings: Settings,
+    /// Certificates for `rediss://` (feature `redis-tls`).
+    #[cfg(feature = "redis-tls")]
+    pub(super) tls: Tls,
+}
+
+/// The certificates a `rediss://` connection is made with, where the system's are not the
+/// ones: a private authority, a client certificate (mutual TLS).
+#[cfg(feature = "redis-tls")]
+#[derive(Default)]
+pub(super) struct Tls {
+    /// PEM: the authorities trusted instead of the system's.
+    root: Option<Vec<u8>>,
+    /// PEM: the client's certificate chain and key.
+    client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The settings the supervisor runs by.
@@ -127,6 +141,59 @@ impl CoherenceBuilder {
         self
     }
 
+    /// Trusts the certificate authorities in `pem` (one or more PEM certificates) for a
+    /// `rediss://` server, instead of the system's: a private authority, as managed Redis
+    /// services and in-house ones use (feature `redis-tls`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let coherence = ttlcache::redis::Coherence::builder("rediss://redis.internal:6380/", "app")
+    ///     .tls_root_certificates(std::fs::read("/etc/redis/ca.crt")?)
+    ///     .connect()
+    ///     .await?;
+    /// # drop(coherence);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root = Some(pem.into());
+        self
+    }
+
+    /// Presents `certificate` (a PEM chain) with its `key` (PEM) to a `rediss://` server that
+    /// asks for one: mutual TLS (feature `redis-tls`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let coherence = ttlcache::redis::Coherence::builder("rediss://redis.internal:6380/", "app")
+    ///     .tls_root_certificates(std::fs::read("/etc/redis/ca.crt")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/app/client.crt")?,
+    ///         std::fs::read("/etc/app/client.key")?,
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// # drop(coherence);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client = Some((certificate.into(), key.into()));
+        self
+    }
+
     /// Checks the URL, namespace and settings, and starts the supervisor on a thread and tokio
     /// runtime of the handle's own; returns at once, connected or not. It needs no runtime of
     /// the caller's.
@@ -172,6 +239,11 @@ impl CoherenceBuilder {
                 reason: format!("{:?}", error.kind()),
             }
         })?;
+        let client = client(
+            info.clone(),
+            #[cfg(feature = "redis-tls")]
+            &self.tls,
+        )?;
         let no_thread = |error: std::io::Error| CoherenceError::NoBackgroundThread {
             reason: error.to_string(),
         };
@@ -204,23 +276,102 @@ impl CoherenceBuilder {
             }),
             supervisor: Mutex::new(None),
         });
-        let task = runtime
-            .get()
-            .spawn(supervisor::run(Arc::downgrade(&shared), info));
-        *shared.supervisor.lock() = Some(task.abort_handle());
         // The thread lives as long as the supervisor: dropping the last handle aborts it, and
         // the runtime (the connection's own task with it) goes when the thread ends.
+        let supervised = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name(format!("ttlcache-coherence-{}", shared.namespace))
             .spawn({
                 let subscriber = crate::trace::Inherited::here();
-                move || subscriber.run(|| drop(runtime.get().block_on(task)))
+                move || subscriber.run(|| supervisor::keep(runtime.get(), &supervised, &client))
             })
             .map_err(no_thread)?;
         let coherence = Coherence { shared };
         #[cfg(feature = "metrics")]
         coherence.report_metrics();
         Ok(coherence)
+    }
+}
+
+/// The client the supervisor connects with: RESP3 whatever the URL said (pushes need it), and
+/// for `rediss://`, the builder's certificates and a crypto provider rustls need not guess.
+fn client(
+    info: ConnectionInfo,
+    #[cfg(feature = "redis-tls")] tls: &Tls,
+) -> Result<Client, CoherenceError> {
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(redis);
+    #[cfg(feature = "redis-tls")]
+    if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        choose_crypto_provider();
+        if tls.root.is_some() || tls.client.is_some() {
+            check_pem(tls)?;
+            let certificates = redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .as_ref()
+                    .map(|(certificate, key)| redis::ClientTlsConfig {
+                        client_cert: certificate.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: tls.root.clone(),
+            };
+            return Client::build_with_tls(info, certificates).map_err(|error| {
+                CoherenceError::InvalidTls {
+                    reason: error.to_string(),
+                }
+            });
+        }
+    }
+    #[cfg(feature = "redis-tls")]
+    if tls.root.is_some() || tls.client.is_some() {
+        return Err(CoherenceError::InvalidTls {
+            reason: "certificates were given for a URL that is not rediss://".to_owned(),
+        });
+    }
+    Client::open(info).map_err(|error| CoherenceError::InvalidUrl {
+        reason: format!("{:?}", error.kind()),
+    })
+}
+
+/// Refuses PEM that holds no certificate (redis-rs would take it as an empty trust store, and
+/// every connection would fail later, with a less telling reason).
+#[cfg(feature = "redis-tls")]
+fn check_pem(tls: &Tls) -> Result<(), CoherenceError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let holds_certificates = |pem: &[u8]| {
+        let mut certificates = CertificateDer::pem_slice_iter(pem);
+        matches!(certificates.next(), Some(Ok(_))) && certificates.all(|one| one.is_ok())
+    };
+    let roots = tls.root.as_deref().is_none_or(holds_certificates);
+    let client = tls
+        .client
+        .as_ref()
+        .is_none_or(|(certificate, _)| holds_certificates(certificate));
+    match (roots, client) {
+        (true, true) => Ok(()),
+        (false, _) => Err(CoherenceError::InvalidTls {
+            reason: "tls_root_certificates holds no PEM certificate".to_owned(),
+        }),
+        (_, false) => Err(CoherenceError::InvalidTls {
+            reason: "tls_client_certificate holds no PEM certificate".to_owned(),
+        }),
+    }
+}
+
+/// Follows the application's process-wide rustls crypto provider if it installed one, and
+/// installs ring's (this crate's choice) if not. rustls picks a provider by itself only when
+/// exactly one is compiled in: with two (an application that enables `aws_lc_rs` beside this
+/// crate's `ring`) and none installed, redis-rs's `ClientConfig::builder()` would panic. An
+/// application that wants another provider installs it before its first `rediss://` connect.
+#[cfg(feature = "redis-tls")]
+fn choose_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may install one meanwhile: then that one is used, as it should be.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -35,6 +35,12 @@ pub enum CoherenceError {
         /// The `lease` given.
         lease: Duration,
     },
+    /// The TLS certificates given do not parse, or were given for a URL that is not
+    /// `rediss://` (feature `redis-tls`).
+    InvalidTls {
+        /// What was wrong.
+        reason: String,
+    },
     /// The handle's background thread, which runs its supervisor on a tokio runtime of its
     /// own, could not be started.
     NoBackgroundThread {
@@ -70,6 +76,7 @@ impl fmt::Display for CoherenceError {
                 "ping_every ({ping_every:?}) must be below lease ({lease:?}): each lease would \
                  end before the next ping could renew it"
             ),
+            Self::InvalidTls { reason } => write!(f, "the TLS settings do not work: {reason}"),
             Self::NoBackgroundThread { reason } => {
                 write!(
                     f,

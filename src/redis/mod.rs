@@ -156,7 +156,8 @@ impl Coherence {
     /// # Errors
     ///
     /// [`CoherenceError::InvalidUrl`], [`CoherenceError::InvalidNamespace`],
-    /// [`CoherenceError::PingNotBelowLease`] and [`CoherenceError::NoBackgroundThread`] only:
+    /// [`CoherenceError::PingNotBelowLease`], [`CoherenceError::InvalidTls`] and
+    /// [`CoherenceError::NoBackgroundThread`] only:
     /// Redis being unreachable is not an error (the handle starts unhealthy and connects in
     /// the background). It needs no tokio runtime: the handle runs its own.
     ///
@@ -192,6 +193,8 @@ impl Coherence {
             url: url.to_owned(),
             namespace: namespace.to_owned(),
             settings: Settings::default(),
+            #[cfg(feature = "redis-tls")]
+            tls: builder::Tls::default(),
         }
     }
 

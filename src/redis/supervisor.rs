@@ -44,7 +44,8 @@
 //!    have been handed to the members. A ping answered while pushes wait earns nothing yet.
 //! 4. No ping is credited once a push has been dropped for want of room (the queue
 //!    overflowed): that is a fault.
-//! 5. However the task ends, the handle is left unhealthy and flushed.
+//! 5. However the task ends, the handle is left unhealthy and flushed; one that panicked is
+//!    started again ([`keep`]).
 
 use std::{
     collections::VecDeque,
@@ -53,10 +54,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, PushInfo, PushKind, Value,
-    aio::MultiplexedConnection,
-};
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value, aio::MultiplexedConnection};
 use tokio::sync::mpsc;
 
 use super::{Member, Shared, marker};
@@ -111,6 +109,8 @@ pub(super) enum Fault {
     UnknownPush,
     /// A member panicked while it removed a key: it may not have.
     MemberPanicked,
+    /// The supervisor itself panicked (in redis-rs or rustls, say): it starts again.
+    SupervisorPanicked,
 }
 
 impl Fault {
@@ -147,6 +147,7 @@ impl fmt::Display for Fault {
             Self::Undecodable => "a marker that no member could decode",
             Self::UnknownPush => "a push of an unknown shape",
             Self::MemberPanicked => "a member panicked while removing a key",
+            Self::SupervisorPanicked => "the supervisor panicked; it starts again in a second",
         })
     }
 }
@@ -186,12 +187,37 @@ struct Tracking {
     asked_at: Instant,
 }
 
+/// How long after a supervisor panicked (in redis-rs, say) another is started.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs the supervisor on the handle's own runtime, on the calling thread (the handle's), until
+/// the handle is dropped. A supervisor that panics is a fault (the handle is left unhealthy
+/// and flushed, rule 5), and another is started after [`RESTART_AFTER`].
+pub(super) fn keep(runtime: &tokio::runtime::Runtime, shared: &Weak<Shared>, client: &Client) {
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let task = runtime.spawn(run(shared.clone(), client.clone()));
+        // Stored while a strong reference is held: a handle dropped from here on aborts it.
+        *strong.supervisor.lock() = Some(task.abort_handle());
+        drop(strong);
+        match runtime.block_on(task) {
+            Err(ended) if ended.is_panic() => match shared.upgrade() {
+                Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
+                None => return,
+            },
+            _ => return,
+        }
+        std::thread::sleep(RESTART_AFTER);
+    }
+}
+
 /// Runs until the handle is dropped (then it is aborted, or finds `shared` gone).
-pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
+async fn run(shared: Weak<Shared>, client: Client) {
     // However this task ends, the handle is left unhealthy and its members flushed, never
     // trusted with no one to hear invalidations.
     let _guard = UnhealthyOnExit(shared.clone());
-    let info = with_resp3(info);
     let mut backoff = Backoff::new();
     let mut connected_before = false;
     loop {
@@ -200,7 +226,7 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
         };
         let settings = strong.settings;
         drop(strong);
-        let outcome = track(&info, &shared, settings.lease).await;
+        let outcome = track(&client, &shared, settings.lease).await;
         let Some(strong) = shared.upgrade() else {
             return;
         };
@@ -237,7 +263,7 @@ pub(super) async fn run(shared: Weak<Shared>, info: ConnectionInfo) {
 
 /// Connects, with RESP3 and a push queue, turns tracking on and sees the probe's push.
 async fn track(
-    info: &ConnectionInfo,
+    client: &Client,
     shared: &Weak<Shared>,
     lease: Duration,
 ) -> Result<Tracking, Trouble> {
@@ -256,7 +282,6 @@ async fn track(
             error: Some(error),
         }
     };
-    let client = Client::open(info.clone()).map_err(failed(Fault::ConnectFailed))?;
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
@@ -726,15 +751,6 @@ impl Drop for UnhealthyOnExit {
             shared.become_unhealthy();
         }
     }
-}
-
-/// The URL's connection, spoken in RESP3 whatever the URL said: pushes need it.
-fn with_resp3(info: ConnectionInfo) -> ConnectionInfo {
-    let redis = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    info.set_redis_settings(redis)
 }
 
 /// Waits between reconnection attempts: doubling from [`FIRST_BACKOFF`], capped, each spread

@@ -50,6 +50,7 @@ impl RedisServer {
         self.dir.join(name)
     }
 
+    #[allow(dead_code, reason = "only the tests that put a proxy in front use it")]
     pub(crate) fn port(&self) -> u16 {
         self.port
     }
