@@ -103,7 +103,7 @@ async fn received_per_second(url: &str, b: &Coherence) {
     for first in (0..MARKERS).step_by(PIPELINE as usize) {
         let mut pipe = redis::pipe();
         for key in first..first + PIPELINE {
-            pipe.set(format!("bench:users:{key}"), 1).ignore();
+            pipe.set(format!("bench:inv:users:{key}"), 1).ignore();
         }
         pipe.query_async::<()>(&mut writer).await.unwrap();
     }

@@ -16,7 +16,9 @@
 //! an `Expiry` that overrides only `expire_after_create`), `read` (one that also overrides
 //! `expire_after_read`). With each crate's default, randomly seeded hasher (counts move by a
 //! few instructions between runs): `default` (ttlcache), `quick_cache`, `hashmap` (std's,
-//! unsynchronized). `insert` and `quick_cache_insert` count inserts of new keys into a full
+//! unsynchronized). `coherent` (feature `redis`) is `ttl` kept coherent through a
+//! `redis-server` the bench starts, its lease checked on every hit. `insert` and
+//! `quick_cache_insert` count inserts of new keys into a full
 //! cache of 2^`BITS` instead (`--toggle-collect='hit_instructions::inserts*'`). Without
 //! arguments (as `cargo bench` runs it) it times 10^6 hits of each
 //! ttlcache mode with a fixed hasher, roughly.
@@ -71,6 +73,35 @@ fn fixed(mode: &str, entries: u64) -> Fixed {
     .expect("valid settings");
     (0..entries).for_each(|key| cache.insert(key, key));
     cache
+}
+
+#[cfg(feature = "redis")]
+#[path = "../examples/support/own_redis.rs"]
+mod own_redis;
+
+/// A coherence handle on `url`, once healthy. `connect` awaits nothing (the handle runs its
+/// own runtime), so one poll answers.
+#[cfg(feature = "redis")]
+fn coherence(url: &str) -> ttlcache::redis::Coherence {
+    use std::task::{Context, Poll, Waker};
+    let mut connect = std::pin::pin!(
+        ttlcache::redis::Coherence::builder(url, "bench")
+            .lease(Duration::from_secs(3_600))
+            .connect()
+    );
+    let Poll::Ready(coherence) = connect
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("connect awaits nothing");
+    };
+    let coherence = coherence.expect("valid settings");
+    let started = Instant::now();
+    while !coherence.is_healthy() {
+        assert!(started.elapsed() < Duration::from_secs(10), "not healthy");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    coherence
 }
 
 /// Makes `gets` pseudo-random hits on keys below `entries`. Kept out of line, so that
@@ -133,6 +164,25 @@ fn run(mode: &str, gets: u64, entries: u64) {
             hits(gets, entries, |key| {
                 black_box(map.get(&key));
             });
+        }
+        #[cfg(feature = "redis")]
+        "coherent" => {
+            // `ttl`, kept coherent through a redis-server of the bench's own, and trusted.
+            let own = own_redis::OwnRedis::start().expect("a redis-server of the bench's own");
+            let coherence = coherence(&own.url());
+            let cache: Fixed = TtlCache::builder()
+                .max_capacity(capacity)
+                .hasher(BuildHasherDefault::<DefaultHasher>::default())
+                .time_to_live(HOUR)
+                .coherent(&coherence, "bench")
+                .build()
+                .expect("valid settings");
+            (0..entries).for_each(|key| cache.insert(key, key));
+            assert!(coherence.is_healthy(), "the hits must be served");
+            hits(gets, entries, |key| {
+                black_box(cache.get(&key));
+            });
+            assert!(coherence.is_healthy(), "every hit was served");
         }
         mode => {
             let cache = fixed(mode, entries);

@@ -163,6 +163,12 @@ where
     pub fn snapshot(&self) -> CacheSnapshot<K, V> {
         let timeline = self.timeline();
         let wall = WallClock::at(timeline.precise_now(), timeline.wall_now());
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) has nothing to
+        // show.
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return CacheSnapshot::new(wall, Vec::new());
+        }
         let shards = self
             .shards()
             .map(|shard| {

@@ -192,7 +192,7 @@ impl<K, V, S> TtlCache<K, V, S> {
     /// always, for a cache that is not coherent; for a coherent one, while its coherence is
     /// trusted or it serves local values while unhealthy.
     #[inline]
-    pub(super) fn may_serve(&self) -> bool {
+    pub(crate) fn may_serve(&self) -> bool {
         self.inner
             .coherence
             .as_ref()

@@ -138,6 +138,14 @@ where
         // or `Clone` unwinds.
         let mut put = None;
         let mut shard = self.shard(hash).write();
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) drops what it
+        // holds of the key rather than show it to `f`.
+        #[cfg(feature = "redis")]
+        if !self.may_serve()
+            && let Some((key, value, cause)) = shard.remove(hash, &key, &now)
+        {
+            removals.push(key, value, cause);
+        }
         let live = shard.peek(hash, &key, &now);
         match f(live) {
             Op::Keep => Applied::Kept(live.cloned()),

@@ -240,10 +240,21 @@ where
     /// the caller now leads. Counts nothing: the caller decides what the lookup was.
     pub(crate) fn start(&self, hash: u64, key: &mut Option<K>) -> Found<V, KeyLeader<K, V, S>> {
         let now = Now::lazy(&self.inner.timeline);
+        // Declared before the lock: removals are reported after it.
+        #[cfg(feature = "redis")]
+        let mut removals = self.removals();
         let mut shard = self.shard(hash).write();
         let probe = key
             .as_ref()
             .expect("the key is taken only by a load it leads");
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) drops what it
+        // holds of the key, as the flush to come would, rather than answer with it.
+        #[cfg(feature = "redis")]
+        if !self.may_serve()
+            && let Some((key, value, cause)) = shard.remove(hash, probe, &now)
+        {
+            removals.push(key, value, cause);
+        }
         match shard.find_load(hash, probe, &now) {
             Found::Value(value) => Found::Value(value),
             Found::Join(flight) => Found::Join(flight),

@@ -55,6 +55,9 @@ pub(super) struct Tls {
     client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// The longest `ping_every`: a period past it would overflow the timer's instants.
+const LONGEST_PING: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The settings the supervisor runs by.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
@@ -76,8 +79,9 @@ impl Default for Settings {
 }
 
 impl CoherenceBuilder {
-    /// How often the tracking connection is pinged; by default every 500 ms. It must be below
-    /// the [`lease`](Self::lease). A zero is taken as a millisecond.
+    /// How often the tracking connection is pinged; by default every 500 ms. It must be at
+    /// most half the [`lease`](Self::lease), so that a ping answered late still renews trust
+    /// before it ends. A zero is taken as a millisecond, and anything over a day as a day.
     ///
     /// # Examples
     ///
@@ -87,7 +91,7 @@ impl CoherenceBuilder {
     /// # drop(builder);
     /// ```
     pub fn ping_every(mut self, ping_every: Duration) -> Self {
-        self.settings.ping_every = ping_every.max(Duration::from_millis(1));
+        self.settings.ping_every = ping_every.clamp(Duration::from_millis(1), LONGEST_PING);
         self
     }
 
@@ -223,7 +227,10 @@ impl CoherenceBuilder {
 
     /// What [`connect`](Self::connect) does: it awaits nothing.
     fn start(self) -> Result<Coherence, CoherenceError> {
-        if self.namespace.is_empty() || self.namespace.contains(':') {
+        if self.namespace.is_empty()
+            || self.namespace.contains(':')
+            || self.namespace.chars().any(char::is_control)
+        {
             return Err(CoherenceError::InvalidNamespace {
                 namespace: self.namespace,
             });
@@ -231,8 +238,8 @@ impl CoherenceBuilder {
         let Settings {
             ping_every, lease, ..
         } = self.settings;
-        if ping_every >= lease {
-            return Err(CoherenceError::PingNotBelowLease { ping_every, lease });
+        if ping_every > lease / 2 {
+            return Err(CoherenceError::PingEveryTooLong { ping_every, lease });
         }
         let info = self.url.as_str().into_connection_info().map_err(|error| {
             CoherenceError::InvalidUrl {
@@ -247,12 +254,18 @@ impl CoherenceBuilder {
         let no_thread = |error: std::io::Error| CoherenceError::NoBackgroundThread {
             reason: error.to_string(),
         };
+        // One worker runs the connection's own task, pings and marker writes; the supervisor
+        // runs on the handle's thread, so that member code (listeners, `Drop`) that blocks
+        // delays neither writes nor the connection.
         let runtime = OwnRuntime(Some(
-            tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("ttlcache-coherence-io")
                 .enable_all()
                 .build()
                 .map_err(no_thread)?,
         ));
+        let stop = Arc::new(tokio::sync::Notify::new());
         static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let shared = Arc::new(Shared {
             prefix: marker::prefix(&self.namespace),
@@ -274,16 +287,18 @@ impl CoherenceBuilder {
                 before: Duration::ZERO,
                 since: Some(Instant::now()),
             }),
-            supervisor: Mutex::new(None),
+            stop: Arc::clone(&stop),
         });
         // The thread lives as long as the supervisor: dropping the last handle aborts it, and
         // the runtime (the connection's own task with it) goes when the thread ends.
         let supervised = Arc::downgrade(&shared);
         std::thread::Builder::new()
-            .name(format!("ttlcache-coherence-{}", shared.namespace))
+            .name("ttlcache-coherence".to_owned())
             .spawn({
                 let subscriber = crate::trace::Inherited::here();
-                move || subscriber.run(|| supervisor::keep(runtime.get(), &supervised, &client))
+                move || {
+                    subscriber.run(|| supervisor::keep(runtime.get(), &supervised, &stop, &client));
+                }
             })
             .map_err(no_thread)?;
         let coherence = Coherence { shared };

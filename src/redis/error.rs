@@ -22,14 +22,14 @@ pub enum CoherenceError {
         reason: String,
     },
     /// A namespace must be non-empty and hold no `:` (it would take in other namespaces'
-    /// markers: `app` would track `app:v2:...`).
+    /// markers: `app` would track `app:v2:...`) and no control character.
     InvalidNamespace {
         /// The namespace given.
         namespace: String,
     },
-    /// `ping_every` is not below `lease`: a lease would end between two pings and flush
-    /// every period.
-    PingNotBelowLease {
+    /// `ping_every` is more than half the `lease`: a ping answered a little late would renew
+    /// trust only after it had ended, and every period would flush.
+    PingEveryTooLong {
         /// The `ping_every` given.
         ping_every: Duration,
         /// The `lease` given.
@@ -69,12 +69,13 @@ impl fmt::Display for CoherenceError {
             Self::InvalidUrl { reason } => write!(f, "not a Redis URL: {reason}"),
             Self::InvalidNamespace { namespace } => write!(
                 f,
-                "a coherence namespace must be non-empty and hold no `:`, got {namespace:?}"
+                "a coherence namespace must be non-empty and hold no `:` or control character, \
+                 got {namespace:?}"
             ),
-            Self::PingNotBelowLease { ping_every, lease } => write!(
+            Self::PingEveryTooLong { ping_every, lease } => write!(
                 f,
-                "ping_every ({ping_every:?}) must be below lease ({lease:?}): each lease would \
-                 end before the next ping could renew it"
+                "ping_every ({ping_every:?}) must be at most half the lease ({lease:?}): a lease \
+                 would end before a ping answered late could renew it"
             ),
             Self::InvalidTls { reason } => write!(f, "the TLS settings do not work: {reason}"),
             Self::NoBackgroundThread { reason } => {

@@ -156,7 +156,7 @@ impl Coherence {
     /// # Errors
     ///
     /// [`CoherenceError::InvalidUrl`], [`CoherenceError::InvalidNamespace`],
-    /// [`CoherenceError::PingNotBelowLease`], [`CoherenceError::InvalidTls`] and
+    /// [`CoherenceError::PingEveryTooLong`], [`CoherenceError::InvalidTls`] and
     /// [`CoherenceError::NoBackgroundThread`] only:
     /// Redis being unreachable is not an error (the handle starts unhealthy and connects in
     /// the background). It needs no tokio runtime: the handle runs its own.
@@ -395,7 +395,8 @@ pub(crate) struct Shared {
     flushes: AtomicU64,
     reconnects: AtomicU64,
     unhealthy: Mutex<UnhealthyTime>,
-    supervisor: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Told when the last handle goes: the supervisor stops (`supervisor::keep`).
+    stop: Arc<tokio::sync::Notify>,
 }
 
 /// The last fault and error seen, as [`Health`] shows them.
@@ -403,6 +404,8 @@ pub(crate) struct Shared {
 struct Faults {
     fault: Option<String>,
     error: Option<String>,
+    /// Healthy since they were recorded: the same fault again is news, and is traced.
+    healed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -431,20 +434,28 @@ impl Shared {
             .error
             .as_ref()
             .map(|error| self.scrubbed(&error.to_string()));
-        crate::trace::coherence_fault(self.namespace(), &fault, error.as_deref());
         let mut faults = self.faults.lock();
-        faults.fault = Some(fault);
+        // A fault that repeats with no healthy stretch between (Redis down, retried every
+        // few seconds) is traced once.
+        let news = faults.healed
+            || faults.fault.as_deref() != Some(fault.as_str())
+            || (error.is_some() && faults.error != error);
+        faults.healed = false;
+        faults.fault = Some(fault.clone());
         if error.is_some() {
-            faults.error = error;
+            faults.error.clone_from(&error);
+        }
+        // Traced unlocked: a subscriber may ask for the handle's health.
+        drop(faults);
+        if news {
+            crate::trace::coherence_fault(self.namespace(), &fault, error.as_deref());
         }
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(task) = self.supervisor.get_mut().take() {
-            task.abort();
-        }
+        self.stop.notify_one();
     }
 }
 

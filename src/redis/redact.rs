@@ -5,11 +5,18 @@
 //! password moves every boundary), so the text is never shown: what is shown is rebuilt from
 //! the parsed address, database and user name, and a URL that does not parse shows nothing.
 
+use std::collections::HashSet;
+
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
 /// `url` for `Debug`: its address, database and user, never its password or query.
 pub(crate) fn url(url: &str) -> String {
     match url.into_connection_info() {
+        // An `@` that left no password behind: an unencoded one may have been read as a
+        // host or port, and would show there.
+        Ok(info) if url.contains('@') && info.redis_settings().password().is_none() => {
+            "<a Redis URL with a user part that does not parse>".to_owned()
+        }
         Ok(info) => shown(&info),
         Err(_) => "<not a Redis URL>".to_owned(),
     }
@@ -35,21 +42,34 @@ pub(crate) fn scrubbed(message: &str, info: &ConnectionInfo) -> String {
     }
 }
 
-/// `message` with `secret` cut out, and any piece of it of four characters or more: a message
-/// that quotes part of a password quotes no part of it here.
+/// `message` with `secret` cut out, and any piece of it of [`PIECE`] characters or more: a
+/// message that quotes part of a password quotes no part of it here. One pass over each.
 fn scrub(message: &str, secret: &str) -> String {
-    let mut message = message.replace(secret, "***");
-    let chars: Vec<char> = secret.chars().collect();
-    for length in (4..chars.len()).rev() {
-        for window in chars.windows(length) {
-            let piece: String = window.iter().collect();
-            if message.contains(&piece) {
-                message = message.replace(&piece, "***");
-            }
+    let secret: Vec<char> = secret.chars().collect();
+    if secret.len() < PIECE {
+        return message.replace(&secret.iter().collect::<String>(), "***");
+    }
+    let pieces: HashSet<&[char]> = secret.windows(PIECE).collect();
+    let chars: Vec<char> = message.chars().collect();
+    let mut hidden = vec![false; chars.len()];
+    for (at, window) in chars.windows(PIECE).enumerate() {
+        if pieces.contains(window) {
+            hidden[at..at + PIECE].fill(true);
         }
     }
-    message
+    let mut scrubbed = String::with_capacity(message.len());
+    for (index, (&char, &hide)) in chars.iter().zip(&hidden).enumerate() {
+        match hide {
+            false => scrubbed.push(char),
+            true if index == 0 || !hidden[index - 1] => scrubbed.push_str("***"),
+            true => {}
+        }
+    }
+    scrubbed
 }
+
+/// The shortest piece of a password that is cut out of messages on its own.
+const PIECE: usize = 4;
 
 #[cfg(all(test, not(ttlcache_loom)))]
 mod tests {
@@ -76,6 +96,20 @@ mod tests {
         assert_eq!(url("redis://app:hunter2@db:6379/0"), "app:***@db:6379/0");
         assert_eq!(url("redis://db/"), "db:6379/0");
         assert_eq!(url("mysql://db/"), "<not a Redis URL>");
+        // Unencoded, `#` ends the authority: the password's first part reads as a port.
+        assert!(!url("redis://app:6379#x@db/").contains("6379"));
+    }
+
+    #[test]
+    fn a_long_token_is_scrubbed_in_one_pass() {
+        let token: String = (0..2_048)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        let info = format!("redis://app:{token}@db/")
+            .into_connection_info()
+            .unwrap();
+        let message = format!("refused {token} and {}", &token[100..600]);
+        assert_eq!(scrubbed(&message, &info), "refused *** and ***");
     }
 
     #[test]

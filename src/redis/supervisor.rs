@@ -166,7 +166,6 @@ impl From<Fault> for Trouble {
 
 /// What the connection has queued for the supervisor, shared by the push sender (on the
 /// connection's task), the pings and the supervisor.
-#[derive(Default)]
 struct Queue {
     /// Pushes queued since the connection opened.
     pushes: AtomicU64,
@@ -174,6 +173,35 @@ struct Queue {
     bytes: AtomicU64,
     /// A push was dropped: invalidations were lost (rule 4).
     overflowed: AtomicBool,
+    /// Told when a push is dropped, so that the supervisor acts at once.
+    dropped: tokio::sync::Notify,
+    /// The handle, whose trust a dropped push revokes at once.
+    shared: Weak<Shared>,
+}
+
+impl Queue {
+    fn new(shared: Weak<Shared>) -> Self {
+        Self {
+            pushes: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            overflowed: AtomicBool::new(false),
+            dropped: tokio::sync::Notify::new(),
+            shared,
+        }
+    }
+
+    /// A push was dropped: trust ends now, and the supervisor is told.
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Release);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.trust.revoke();
+        }
+        self.dropped.notify_one();
+    }
+
+    fn has_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
 }
 
 /// A tracking connection, its probe's push seen.
@@ -190,30 +218,37 @@ struct Tracking {
 /// How long after a supervisor panicked (in redis-rs, say) another is started.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs the supervisor on the handle's own runtime, on the calling thread (the handle's), until
-/// the handle is dropped. A supervisor that panics is a fault (the handle is left unhealthy
-/// and flushed, rule 5), and another is started after [`RESTART_AFTER`].
-pub(super) fn keep(runtime: &tokio::runtime::Runtime, shared: &Weak<Shared>, client: &Client) {
+/// Runs the supervisor on the calling thread (the handle's own), with `runtime` for the
+/// connection's task, pings and writes, until the handle is dropped (`stop` is told). A
+/// supervisor that panics is a fault (the handle is left unhealthy and flushed, rule 5), and
+/// another is started after [`RESTART_AFTER`].
+pub(super) fn keep(
+    runtime: &tokio::runtime::Runtime,
+    shared: &Weak<Shared>,
+    stop: &tokio::sync::Notify,
+    client: &Client,
+) {
     loop {
-        let Some(strong) = shared.upgrade() else {
+        let supervised = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                tokio::select! {
+                    () = stop.notified() => {}
+                    () = run(shared.clone(), client.clone()) => {}
+                }
+            });
+        }));
+        if supervised.is_ok() {
             return;
-        };
-        let task = runtime.spawn(run(shared.clone(), client.clone()));
-        // Stored while a strong reference is held: a handle dropped from here on aborts it.
-        *strong.supervisor.lock() = Some(task.abort_handle());
-        drop(strong);
-        match runtime.block_on(task) {
-            Err(ended) if ended.is_panic() => match shared.upgrade() {
-                Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
-                None => return,
-            },
-            _ => return,
+        }
+        match shared.upgrade() {
+            Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
+            None => return,
         }
         std::thread::sleep(RESTART_AFTER);
     }
 }
 
-/// Runs until the handle is dropped (then it is aborted, or finds `shared` gone).
+/// Runs until the handle is dropped (then `keep` stops it, or it finds `shared` gone).
 async fn run(shared: Weak<Shared>, client: Client) {
     // However this task ends, the handle is left unhealthy and its members flushed, never
     // trusted with no one to hear invalidations.
@@ -245,8 +280,7 @@ async fn run(shared: Weak<Shared>, client: Client) {
                 let Some(strong) = shared.upgrade() else {
                     return;
                 };
-                strong.fault(&trouble);
-                strong.become_unhealthy();
+                strong.become_unhealthy(Some(&trouble));
                 drop(strong);
                 if tracked_since.elapsed() >= settings.lease {
                     backoff.reset();
@@ -270,7 +304,7 @@ async fn track(
     let prefix = shared.upgrade().ok_or(Fault::Closed)?.prefix.clone();
     let wait = lease.min(LONGEST_WAIT);
     let (sender, mut pushes) = mpsc::channel(PUSH_QUEUE);
-    let queue = Arc::new(Queue::default());
+    let queue = Arc::new(Queue::new(shared.clone()));
     let queued = Arc::clone(&queue);
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(wait))
@@ -324,8 +358,11 @@ async fn track(
         false
     })
     .await;
+    if queue.has_overflowed() {
+        return Err(Fault::Overflowed.into());
+    }
     match heard {
-        Ok(true) if !queue.overflowed.load(Ordering::Acquire) => Ok(Tracking {
+        Ok(true) => Ok(Tracking {
             connection,
             pushes,
             queue,
@@ -345,17 +382,17 @@ fn enqueue(
     push: PushInfo,
 ) -> Result<(), mpsc::error::TrySendError<PushInfo>> {
     let size = size_of(&push);
-    let full = queue.overflowed.load(Ordering::Acquire)
+    let full = queue.has_overflowed()
         || queue.bytes.load(Ordering::Relaxed).saturating_add(size) > PUSH_QUEUE_BYTES;
     if full {
-        queue.overflowed.store(true, Ordering::Release);
+        queue.overflow();
         return Err(mpsc::error::TrySendError::Full(push));
     }
     queue.bytes.fetch_add(size, Ordering::Relaxed);
     sender.try_send(push).inspect_err(|error| {
         queue.bytes.fetch_sub(size, Ordering::Relaxed);
         if matches!(error, mpsc::error::TrySendError::Full(_)) {
-            queue.overflowed.store(true, Ordering::Release);
+            queue.overflow();
         }
     })?;
     queue.pushes.fetch_add(1, Ordering::AcqRel);
@@ -441,8 +478,16 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
     let mut answered: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut ping = Ping::default();
     loop {
-        let trust_ends = shared.upgrade()?.trust.ends();
+        let strong = shared.upgrade()?;
+        // A lease that passed is a fault, even if a ping is about to be credited: the lapse
+        // is not left to heal unseen.
+        if !strong.trust.holds() {
+            return Some(Fault::LeaseExpired.into());
+        }
+        let trust_ends = strong.trust.ends();
+        drop(strong);
         let fault = tokio::select! {
+            () = queue.dropped.notified() => Some(Fault::Overflowed),
             push = pushes.recv() => match push {
                 None => Some(Fault::Closed),
                 Some(push) => {
@@ -464,12 +509,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 None
             }
         };
-        let fault = fault.or_else(|| {
-            queue
-                .overflowed
-                .load(Ordering::Acquire)
-                .then_some(Fault::Overflowed)
-        });
+        let fault = fault.or_else(|| queue.has_overflowed().then_some(Fault::Overflowed));
         match fault {
             None => {}
             Some(fault) if fault.ends_the_connection() => return Some(fault.into()),
@@ -488,12 +528,15 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 if let Some(trouble) = settle(shared, &mut inbox, settings.lease).await? {
                     return Some(trouble);
                 }
+                if queue.has_overflowed() {
+                    return Some(Fault::Overflowed.into());
+                }
                 let strong = shared.upgrade()?;
                 strong.flush_all(true);
                 strong.turn_healthy(credited);
             }
         }
-        if queue.overflowed.load(Ordering::Acquire) {
+        if queue.has_overflowed() {
             return Some(Fault::Overflowed.into());
         }
         // Credit every answered ping whose pushes have all been handed over (rule 3).
@@ -528,10 +571,15 @@ async fn settle(
     let settled = tokio::time::Instant::now() + SETTLE_AT_MOST.min(lease / 4);
     let mut quiet = tokio::time::Instant::now() + QUIET;
     loop {
+        // Checked before the queue, which a steady stream would keep ready forever.
+        let until = quiet.min(settled);
+        if tokio::time::Instant::now() >= until {
+            return Some(None);
+        }
         let push = tokio::select! {
             biased;
             push = inbox.pushes.recv() => push,
-            () = tokio::time::sleep_until(quiet.min(settled)) => return Some(None),
+            () = tokio::time::sleep_until(until) => return Some(None),
         };
         let Some(push) = push else {
             return Some(Some(Fault::Closed.into()));
@@ -546,7 +594,7 @@ async fn settle(
             Err(_) => quiet = tokio::time::Instant::now() + QUIET,
             Ok(()) => {}
         }
-        if inbox.queue.overflowed.load(Ordering::Acquire) {
+        if inbox.queue.has_overflowed() {
             return Some(Some(Fault::Overflowed.into()));
         }
     }
@@ -643,18 +691,9 @@ async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), F
             outcome = Err(Fault::UnknownPush);
             continue;
         };
-        let members = |name: &str, named: &mut Option<(String, Vec<Arc<dyn Member>>)>| {
-            if named.as_ref().is_none_or(|(last, _)| last != name) {
-                *named = Some((name.to_owned(), shared.members_named(name)));
-            }
-            named
-                .as_ref()
-                .map(|(_, members)| members.clone())
-                .unwrap_or_default()
-        };
         match marker::parse(&shared.prefix, &key) {
             Some(marker::Target::Key(name, key)) => {
-                for member in members(name, &mut named) {
+                for member in members_named(&shared, &mut named, name) {
                     // A listener or a key's `Drop` that panics must not end the supervisor.
                     match catch_unwind(AssertUnwindSafe(|| member.invalidate(key))) {
                         Ok(Ok(())) => {}
@@ -664,15 +703,31 @@ async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), F
                 }
             }
             Some(marker::Target::All(name)) => {
-                for member in members(name, &mut named) {
-                    flush(&*member);
+                for member in members_named(&shared, &mut named, name) {
+                    flush(&**member);
                 }
             }
-            Some(marker::Target::Probe(_)) | None => {}
+            // A probe (this handle's or another's) or no marker: nothing to invalidate.
+            Some(marker::Target::Probe(_)) | None => continue,
         }
         shared.received.fetch_add(1, Ordering::Relaxed);
     }
     Some(outcome)
+}
+
+/// The members registered under `name`, looked up only when it is not the name `named`
+/// holds.
+fn members_named<'a>(
+    shared: &Shared,
+    named: &'a mut Option<(String, Vec<Arc<dyn Member>>)>,
+    name: &str,
+) -> &'a [Arc<dyn Member>] {
+    if named.as_ref().is_none_or(|(last, _)| last != name) {
+        *named = Some((name.to_owned(), shared.members_named(name)));
+    }
+    named
+        .as_ref()
+        .map_or(&[], |(_, members)| members.as_slice())
 }
 
 /// Flushes a member; a listener that panics stops neither the flush (its removals are all
@@ -718,21 +773,28 @@ impl Shared {
         self.turn_healthy(asked_at);
     }
 
-    /// A fault that ends the connection: revoke trust, withdraw the connection, then flush
-    /// (rule 1).
-    fn become_unhealthy(&self) {
+    /// A fault that ends the connection (`trouble`, if known): revoke trust, record it,
+    /// withdraw the connection, then flush (rule 1).
+    fn become_unhealthy(&self, trouble: Option<&Trouble>) {
         self.turn_unhealthy();
+        if let Some(trouble) = trouble {
+            self.fault(trouble);
+        }
         *self.connection.lock() = None;
         self.flush_all(true);
     }
 
     /// Trusts from `evidence` (`trust.rs`, rule 1), and ends the unhealthy stretch.
     fn turn_healthy(&self, evidence: Instant) {
-        let mut unhealthy = self.unhealthy.lock();
-        if let Some(since) = unhealthy.since.take() {
-            unhealthy.before += since.elapsed();
+        self.faults.lock().healed = true;
+        {
+            let mut unhealthy = self.unhealthy.lock();
+            if let Some(since) = unhealthy.since.take() {
+                unhealthy.before += since.elapsed();
+            }
         }
         self.trust.grant(evidence, self.settings.lease);
+        // Traced unlocked: a subscriber may ask for the handle's stats.
         crate::trace::coherence_healthy(self.namespace());
     }
 
@@ -748,7 +810,7 @@ struct UnhealthyOnExit(Weak<Shared>);
 impl Drop for UnhealthyOnExit {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
-            shared.become_unhealthy();
+            shared.become_unhealthy(None);
         }
     }
 }
