@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::sync::{AtomicBool, Ordering, thread_local};
+use crate::sync::{AtomicU8, Ordering, thread_local};
 
 /// A time to live for each entry, chosen from its key and value: an OAuth token cached until
 /// its `expires_in` minus a margin, a DNS answer for its TTL, an HTTP response for its
@@ -229,14 +229,15 @@ impl<K: 'static, V: 'static> Expiries<K, V> {
         value: &V,
         now: Instant,
         remaining: Duration,
-        reads: &AtomicBool,
+        reads: &AtomicU8,
+        reads_expire: u8,
     ) -> Option<Duration> {
         // Saved and restored: this hit may be inside another cache's `expire_after_read`.
         let outer = READ_NOT_OVERRIDDEN.with(|mark| mark.replace(false));
         let time_to_live = self.expiry.expire_after_read(key, value, now, remaining);
         let not_overridden = READ_NOT_OVERRIDDEN.with(|mark| mark.replace(outer));
         if not_overridden && time_to_live.is_none() {
-            reads.store(false, Ordering::Relaxed);
+            reads.fetch_and(!reads_expire, Ordering::Relaxed);
         }
         time_to_live
     }

@@ -49,6 +49,14 @@ impl<K> Clone for Coherent<K> {
 }
 
 impl<K> Coherent<K> {
+    /// Whether the cache serves what it holds while unhealthy ([`Unhealthy::ServeLocal`]):
+    /// then its reads need no check.
+    ///
+    /// [`Unhealthy::ServeLocal`]: crate::redis::Unhealthy::ServeLocal
+    pub(crate) fn serves_local(&self) -> bool {
+        self.link.coherence.serves_local()
+    }
+
     /// The name the cache is known by to the other replicas.
     pub(crate) fn name(&self) -> &str {
         &self.link.name
@@ -186,6 +194,16 @@ impl<K, V, S> TtlCache<K, V, S> {
             .coherence
             .as_ref()
             .ok_or(CoherenceError::NotCoherent)
+    }
+
+    /// Whether the cache's coherence is trusted now: the hit path's check, for a cache that
+    /// bypasses while unhealthy (`READS_NEED_TRUST`).
+    #[inline]
+    pub(super) fn is_trusted(&self) -> bool {
+        self.inner
+            .coherence
+            .as_ref()
+            .is_none_or(|coherent| coherent.link.coherence.is_trusted())
     }
 
     /// Whether the cache may serve what it holds, and store, now (rule 3 of `redis/mod.rs`):

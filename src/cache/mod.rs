@@ -52,7 +52,7 @@ use crate::{
     removal::{Listener, Removals},
     shard::{Freshness, Shard, Timed, Write},
     stats::Counters,
-    sync::{Arc, AtomicBool, Mutex, Ordering, RwLock},
+    sync::{Arc, AtomicU8, Mutex, Ordering, RwLock},
     trace::{KeyFormat, ShownKey},
 };
 
@@ -83,6 +83,37 @@ impl<K, V> Stored<K, V> {
     pub(crate) fn stored(&self) -> bool {
         matches!(self, Self::Yes)
     }
+}
+
+/// A bit of [`Inner::slow_hits`]: hits ask the `Expiry`. Set for a cache with one, and
+/// cleared once a hit finds its `expire_after_read` to be the default (`expiry.rs`).
+const READS_EXPIRE: u8 = 1;
+
+/// A bit of [`Inner::slow_hits`]: hits check that the cache may serve now. Set for a coherent
+/// cache that bypasses while unhealthy ([`Unhealthy::Bypass`](crate::redis::Unhealthy)).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+const READS_NEED_TRUST: u8 = 2;
+
+/// The bits of [`Inner::slow_hits`] a cache built with `settings` starts with.
+fn slow_hits<K, V, S>(settings: &Settings<K, V, S>) -> u8 {
+    let expire = if settings.expiry.is_some() {
+        READS_EXPIRE
+    } else {
+        0
+    };
+    #[cfg(feature = "redis")]
+    let trust = if settings
+        .coherent
+        .as_ref()
+        .is_some_and(|coherent| !coherent.serves_local())
+    {
+        READS_NEED_TRUST
+    } else {
+        0
+    };
+    #[cfg(not(feature = "redis"))]
+    let trust = 0;
+    expire | trust
 }
 
 /// How a cache weighs entries against its capacity.
@@ -122,9 +153,10 @@ struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     expiry: Option<Expiries<K, V>>,
-    /// Whether hits ask the `Expiry`: it has one, and no hit has yet found its
-    /// `expire_after_read` to be the default (`expiry.rs`). One load on the hit path.
-    reads_expire: AtomicBool,
+    /// What hits must do beyond finding the entry, in bits ([`READS_EXPIRE`],
+    /// [`READS_NEED_TRUST`]): one load on the hit path, zero for a cache that needs neither,
+    /// whose hits run exactly the code they would without the `Expiry` and `redis` features.
+    slow_hits: AtomicU8,
     counters: Counters,
     climber: Mutex<Climber>,
     /// What its metrics and tracing events call it ([`CacheBuilder::name`]).
@@ -170,6 +202,7 @@ where
                 CachePadded::new(RwLock::new(shard))
             })
             .collect();
+        let slow = slow_hits(&settings);
         let cache = Self {
             inner: Arc::new(Inner {
                 shards,
@@ -179,7 +212,7 @@ where
                 max_capacity: settings.max_capacity,
                 weigher: settings.weigher,
                 listener: settings.listener,
-                reads_expire: AtomicBool::new(settings.expiry.is_some()),
+                slow_hits: AtomicU8::new(slow),
                 expiry: settings.expiry.map(Expiries::new),
                 counters: Counters::new(),
                 climber: Mutex::new(Climber::new()),
@@ -404,16 +437,19 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        #[cfg(feature = "redis")]
-        if !self.may_serve() {
-            return None;
-        }
         let now = Now::lazy(&self.inner.timeline);
         let shard = self.shard(hash).read();
         let index = shard.live(hash, key, &now)?;
         let (value, freshness) = shard.hit(index, &now);
-        if self.inner.reads_expire.load(Ordering::Relaxed) {
-            self.reexpire(&shard, index);
+        let slow = self.inner.slow_hits.load(Ordering::Relaxed);
+        if slow != 0 {
+            #[cfg(feature = "redis")]
+            if slow & READS_NEED_TRUST != 0 && !self.is_trusted() {
+                return None;
+            }
+            if slow & READS_EXPIRE != 0 {
+                self.reexpire(&shard, index);
+            }
         }
         let read = (value.clone(), freshness);
         drop(shard);
@@ -436,7 +472,14 @@ where
         shard.reexpire(index, now, |key, value, deadline| {
             let instant = self.inner.timeline.instant(now.get());
             let remaining = remaining(deadline, now.get());
-            expiry.on_read(key, value, instant, remaining, &self.inner.reads_expire)
+            expiry.on_read(
+                key,
+                value,
+                instant,
+                remaining,
+                &self.inner.slow_hits,
+                READS_EXPIRE,
+            )
         });
     }
 

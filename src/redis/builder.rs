@@ -202,6 +202,10 @@ impl CoherenceBuilder {
     /// runtime of the handle's own; returns at once, connected or not. It needs no runtime of
     /// the caller's.
     ///
+    /// For a `rediss://` URL (feature `redis-tls`), rustls's process-wide crypto provider is
+    /// the application's if it installed one, and ring's, installed here, if not: an
+    /// application that wants another one (`aws_lc_rs`) installs it before it connects.
+    ///
     /// # Errors
     ///
     /// As [`Coherence::connect`].

@@ -19,20 +19,26 @@
 //! 1. A load or refresh that began before an invalidation of its key, local or remote, or
 //!    before a flush, is never stored: an invalidation is a `remove` and a flush a `clear` of
 //!    the cache, and both detach the pending loads they cover (rule 5 of `flight/mod.rs`).
-//! 2. Whatever may have lost invalidations (the connection closed, no ping credited for the
-//!    lease, a server restart, FLUSHALL's null invalidation, `tracking-redir-broken`, a key
-//!    that does not decode, a push dropped for want of room) flushes every member and makes
-//!    the handle unhealthy until tracking is on again and its probe heard; then it flushes
-//!    again, and only then trusts.
+//! 2. Whatever may have lost invalidations flushes every member and makes the handle
+//!    unhealthy. Where the connection is in doubt (it closed, no ping credited for the lease,
+//!    a server restart, a push dropped for want of room), that lasts until tracking is on
+//!    again and its probe heard; then it flushes again, and only then trusts. Where nothing
+//!    was lost on the connection (FLUSHALL's null invalidation, `tracking-redir-broken`, a
+//!    key that does not decode), the burst is taken in and one flush on the same connection
+//!    covers it (`supervisor.rs`).
 //! 3. While not trusted (`trust.rs`), a [`Unhealthy::Bypass`] member serves and stores
-//!    nothing: every read misses, loads (still single-flighted) answer their callers only.
-//!    The check is on the read path (one atomic load and compare, coherent caches only) and
-//!    on the write path, under the shard lock. A [`Unhealthy::ServeLocal`] member keeps
-//!    serving and storing, its time to live the only bound on staleness.
+//!    nothing: every read misses, a load's door (`get_or_*`, `LoadingCache::get`) and
+//!    `compute` drop what is held of the key rather than show it, loads (still
+//!    single-flighted) answer their callers only, and a snapshot is empty. The check is on
+//!    the read path (a few loads and a compare, coherent caches only) and on the write path,
+//!    under the shard lock. A [`Unhealthy::ServeLocal`] member keeps serving and storing, its
+//!    time to live the only bound on staleness.
 //! 4. Redis unreachable at start is not an error: the handle starts unhealthy and the
 //!    supervisor connects in the background, on the handle's own thread and tokio runtime,
 //!    so that neither the application's runtime (starved, blocked, without a timer or IO
-//!    driver, or none at all) nor a `get` waits on it.
+//!    driver, or none at all) nor a `get` waits on it. A process that forks after using a
+//!    coherence has neither that thread nor the ticker's in the child: build coherences in
+//!    the child.
 
 mod builder;
 mod error;
@@ -315,6 +321,17 @@ impl Coherence {
         list.push(member);
         self.shared.registrations.fetch_add(1, Ordering::AcqRel);
         true
+    }
+
+    /// Whether trust holds now (`trust.rs`).
+    #[inline]
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.shared.trust.holds()
+    }
+
+    /// Whether members serve what they hold while unhealthy (rule 3).
+    pub(crate) fn serves_local(&self) -> bool {
+        self.shared.settings.when_unhealthy == Unhealthy::ServeLocal
     }
 
     /// Whether a member may serve what it holds, and store, now (rule 3).

@@ -1,13 +1,14 @@
-//! The supervisor: one task per [`Coherence`](super::Coherence), on the handle's own thread
-//! and runtime, that keeps its tracking connection, hands invalidations to the members, and
+//! The supervisor: one per [`Coherence`](super::Coherence), run on the handle's own thread
+//! (the connection's task, pings and marker writes run on the one worker of the handle's own
+//! runtime), that keeps its tracking connection, hands invalidations to the members, and
 //! grants and revokes the handle's trust (`trust.rs`).
 //!
 //! States and transitions:
 //!
 //! | state | what holds | leaves for |
 //! |---|---|---|
-//! | Connecting | unhealthy; members flushed on entry | Probing, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
-//! | Probing | unhealthy; the probe marker written | Tracking, once its push arrives; Backoff if it does not within the lease |
+//! | Connecting | unhealthy (members were flushed when it was entered from Tracking) | Probing, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
+//! | Probing | unhealthy; the probe marker written | Tracking, once its push arrives; Backoff if it does not within the lease (10 s at most) |
 //! | Backoff | unhealthy; a wait of 50 ms doubling to `max_backoff`, spread by a quarter | Connecting |
 //! | Tracking | members flushed once more, then trusted until the lease after each credited ping | Backoff (through a flush) on any fault that ends the connection |
 //!
@@ -27,9 +28,9 @@
 //! as the last credited ping left it. A burst of a thousand bad markers is one flush, or one
 //! per 250 ms of it.
 //!
-//! Members (their listeners, their keys' and values' `Drop`) run on this task: a panic there
-//! is caught, and a listener that blocks delays invalidations and trust's renewal, never
-//! trust's end.
+//! Members (their listeners, their keys' and values' `Drop`) run on the handle's thread: a
+//! panic there is caught, and a listener that blocks delays invalidations and trust's
+//! renewal, never trust's end, nor marker writes, which run on the runtime's worker.
 //!
 //! Rules:
 //! 1. Trust is granted only in Tracking, after the flush that follows the probe, and revoked
@@ -43,7 +44,9 @@
 //!    ping is credited (trust granted until the lease after it was sent) only once that many
 //!    have been handed to the members. A ping answered while pushes wait earns nothing yet.
 //! 4. No ping is credited once a push has been dropped for want of room (the queue
-//!    overflowed): that is a fault.
+//!    overflowed): that is a fault, and revokes trust at once, from the connection's task.
+//! 6. A lease that passed is a fault (Tracking → Backoff) even if a ping answered meanwhile
+//!    could renew it: a lapse never heals unseen.
 //! 5. However the task ends, the handle is left unhealthy and flushed; one that panicked is
 //!    started again ([`keep`]).
 
