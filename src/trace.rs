@@ -59,6 +59,16 @@ impl Inherited {
     }
 }
 
+/// `future`, reporting to the subscriber current here wherever it is polled (a task spawned
+/// on a coherence's own runtime).
+#[cfg(feature = "redis")]
+pub(crate) fn carried<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    #[cfg(feature = "tracing")]
+    return tracing::instrument::WithSubscriber::with_current_subscriber(future);
+    #[cfg(not(feature = "tracing"))]
+    future
+}
+
 /// The span a load runs in.
 #[derive(Clone)]
 pub(crate) struct LoadSpan {

@@ -258,12 +258,13 @@ impl CoherenceBuilder {
         let no_thread = |error: std::io::Error| CoherenceError::NoBackgroundThread {
             reason: error.to_string(),
         };
-        // One worker runs the connection's own task, pings and marker writes; the supervisor
-        // runs on the handle's thread, so that member code (listeners, `Drop`) that blocks
-        // delays neither writes nor the connection.
+        // Two workers: the supervisor's task runs member code (listeners, `Drop`), and one
+        // that blocks delays neither the connection's own task nor marker writes, which the
+        // other worker takes. Otherwise a push wakes the supervisor on the worker that read
+        // it, with no hop between threads.
         let runtime = OwnRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                .worker_threads(2)
                 .thread_name("ttlcache-coherence-io")
                 .enable_all()
                 .build()

@@ -1,7 +1,7 @@
-//! The supervisor: one per [`Coherence`](super::Coherence), run on the handle's own thread
-//! (the connection's task, pings and marker writes run on the one worker of the handle's own
-//! runtime), that keeps its tracking connection, hands invalidations to the members, and
-//! grants and revokes the handle's trust (`trust.rs`).
+//! The supervisor: one task per [`Coherence`](super::Coherence), on the handle's own runtime
+//! (two workers, beside the connection's task, pings and marker writes), that keeps its
+//! tracking connection, hands invalidations to the members, and grants and revokes the
+//! handle's trust (`trust.rs`).
 //!
 //! States and transitions:
 //!
@@ -28,9 +28,9 @@
 //! as the last credited ping left it. A burst of a thousand bad markers is one flush, or one
 //! per 250 ms of it.
 //!
-//! Members (their listeners, their keys' and values' `Drop`) run on the handle's thread: a
-//! panic there is caught, and a listener that blocks delays invalidations and trust's
-//! renewal, never trust's end, nor marker writes, which run on the runtime's worker.
+//! Members (their listeners, their keys' and values' `Drop`) run on this task: a panic there
+//! is caught, and a listener that blocks delays invalidations and trust's renewal, never
+//! trust's end; marker writes and the connection's own task go on on the other worker.
 //!
 //! Rules:
 //! 1. Trust is granted only in Tracking, after the flush that follows the probe, and revoked
@@ -221,34 +221,39 @@ struct Tracking {
 /// How long after a supervisor panicked (in redis-rs, say) another is started.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs the supervisor on the calling thread (the handle's own), with `runtime` for the
-/// connection's task, pings and writes, until the handle is dropped (`stop` is told). A
-/// supervisor that panics is a fault (the handle is left unhealthy and flushed, rule 5), and
-/// another is started after [`RESTART_AFTER`].
+/// Runs the supervisor as a task of the handle's own runtime, from the calling thread (the
+/// handle's, which only waits), until the handle is dropped (`stop` is told). A supervisor
+/// that panics is a fault (the handle is left unhealthy and flushed, rule 5), and another is
+/// started after [`RESTART_AFTER`].
 pub(super) fn keep(
     runtime: &tokio::runtime::Runtime,
     shared: &Weak<Shared>,
     stop: &tokio::sync::Notify,
     client: &Client,
 ) {
-    loop {
-        let supervised = catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(async {
-                tokio::select! {
-                    () = stop.notified() => {}
-                    () = run(shared.clone(), client.clone()) => {}
+    runtime.block_on(async {
+        loop {
+            let mut task = tokio::spawn(crate::trace::carried(run(shared.clone(), client.clone())));
+            let ended = tokio::select! {
+                () = stop.notified() => {
+                    task.abort();
+                    return;
                 }
-            });
-        }));
-        if supervised.is_ok() {
-            return;
+                ended = &mut task => ended,
+            };
+            if !ended.is_err_and(|ended| ended.is_panic()) {
+                return;
+            }
+            match shared.upgrade() {
+                Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
+                None => return,
+            }
+            tokio::select! {
+                () = stop.notified() => return,
+                () = tokio::time::sleep(RESTART_AFTER) => {}
+            }
         }
-        match shared.upgrade() {
-            Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
-            None => return,
-        }
-        std::thread::sleep(RESTART_AFTER);
-    }
+    });
 }
 
 /// Runs until the handle is dropped (then `keep` stops it, or it finds `shared` gone).
