@@ -19,7 +19,7 @@ use std::{
 };
 
 use server::RedisServer;
-use support::{an_invalidation_crosses, eventually, fast, replica, run, users, within};
+use support::{an_invalidation_crosses, eventually, fast, holding, replica, run, users, within};
 use ttlcache::{
     LoadingCache, TtlCache,
     redis::{Coherence, CoherenceError, Unhealthy},
@@ -945,7 +945,7 @@ fn a_private_authority_and_a_client_certificate_given_to_the_builder_work() {
             a.health()
         );
         let (users_a, users_b) = (users(&a), users(&b));
-        users_b.insert(1, "one".into());
+        holding(&users_b, 1, "one").await;
         users_a.invalidate_everywhere(&1).await.unwrap();
         assert!(eventually(|| users_b.get(&1).is_none()).await);
 

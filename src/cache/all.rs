@@ -110,6 +110,12 @@ where
     /// assert_eq!(cache.len(), 5);
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) shows `keep`
+        // nothing: it keeps nothing, as the flush to come would.
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return self.clear();
+        }
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         for shard in self.inner.shards.iter() {

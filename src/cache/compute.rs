@@ -142,7 +142,7 @@ where
         // holds of the key rather than show it to `f`.
         #[cfg(feature = "redis")]
         if !self.may_serve()
-            && let Some((key, value, cause)) = shard.remove(hash, &key, &now)
+            && let Some((key, value, cause)) = shard.remove_entry(hash, &key, &now)
         {
             removals.push(key, value, cause);
         }

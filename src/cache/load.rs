@@ -248,10 +248,11 @@ where
             .as_ref()
             .expect("the key is taken only by a load it leads");
         // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) drops what it
-        // holds of the key, as the flush to come would, rather than answer with it.
+        // holds of the key, as the flush to come would, rather than answer with it; a pending
+        // load stays, for its callers to share.
         #[cfg(feature = "redis")]
         if !self.may_serve()
-            && let Some((key, value, cause)) = shard.remove(hash, probe, &now)
+            && let Some((key, value, cause)) = shard.remove_entry(hash, probe, &now)
         {
             removals.push(key, value, cause);
         }

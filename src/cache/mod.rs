@@ -622,6 +622,13 @@ where
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         let (key, value, cause) = self.shard(hash).write().remove(hash, key, &now)?;
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) removes, and
+        // shows nothing of what it removed.
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            removals.push(key, value, cause);
+            return None;
+        }
         if cause.was_evicted() {
             removals.push(key, value, cause);
             return None;

@@ -8,7 +8,7 @@
 //! | state | what holds | leaves for |
 //! |---|---|---|
 //! | Connecting | unhealthy (members were flushed when it was entered from Tracking) | Probing, once `CLIENT TRACKING ON BCAST PREFIX` is acknowledged; Backoff on any error |
-//! | Probing | unhealthy; the probe marker written | Tracking, once its push arrives; Backoff if it does not within the lease (10 s at most) |
+//! | Probing | unhealthy; the probe marker written | Tracking, once its push arrives; Backoff if it does not within half the lease (5 s at most) |
 //! | Backoff | unhealthy; a wait of 50 ms doubling to `max_backoff`, spread by a quarter | Connecting |
 //! | Tracking | members flushed once more, then trusted until the lease after each credited ping | Backoff (through a flush) on any fault that ends the connection |
 //!
@@ -44,11 +44,12 @@
 //!    ping is credited (trust granted until the lease after it was sent) only once that many
 //!    have been handed to the members. A ping answered while pushes wait earns nothing yet.
 //! 4. No ping is credited once a push has been dropped for want of room (the queue
-//!    overflowed): that is a fault, and revokes trust at once, from the connection's task.
-//! 6. A lease that passed is a fault (Tracking → Backoff) even if a ping answered meanwhile
-//!    could renew it: a lapse never heals unseen.
+//!    overflowed): that is a fault, which revokes trust at once from the connection's task
+//!    (while that connection is the current one) and is checked again after every grant.
 //! 5. However the task ends, the handle is left unhealthy and flushed; one that panicked is
 //!    started again ([`keep`]).
+//! 6. A lease that passed is a fault (Tracking → Backoff), checked before every credit: a
+//!    ping answered meanwhile does not renew it, and a lapse never heals unseen.
 
 use std::{
     collections::VecDeque,
@@ -180,6 +181,20 @@ struct Queue {
     dropped: tokio::sync::Notify,
     /// The handle, whose trust a dropped push revokes at once.
     shared: Weak<Shared>,
+    /// Whether this queue's connection is the handle's current one: cleared when its
+    /// tracking ends ([`Retired`]), so that an old connection kept alive a while (a write in
+    /// flight) revokes nothing of a newer one's trust.
+    current: AtomicBool,
+}
+
+/// Clears [`Queue::current`] when dropped: when tracking on the queue's connection ends, or
+/// never began.
+struct Retired(Arc<Queue>);
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        self.0.current.store(false, Ordering::Release);
+    }
 }
 
 impl Queue {
@@ -190,13 +205,17 @@ impl Queue {
             overflowed: AtomicBool::new(false),
             dropped: tokio::sync::Notify::new(),
             shared,
+            current: AtomicBool::new(true),
         }
     }
 
-    /// A push was dropped: trust ends now, and the supervisor is told.
+    /// A push was dropped: trust ends now (if this queue's connection is still the one
+    /// trusted), and the supervisor is told.
     fn overflow(&self) {
         self.overflowed.store(true, Ordering::Release);
-        if let Some(shared) = self.shared.upgrade() {
+        if self.current.load(Ordering::Acquire)
+            && let Some(shared) = self.shared.upgrade()
+        {
             shared.trust.revoke();
         }
         self.dropped.notify_one();
@@ -212,6 +231,8 @@ struct Tracking {
     connection: MultiplexedConnection,
     pushes: mpsc::Receiver<PushInfo>,
     queue: Arc<Queue>,
+    /// Retires the queue when tracking ends.
+    _retired: Retired,
     /// Pushes taken from the queue so far.
     taken: u64,
     /// When `CLIENT TRACKING` was sent: trust counts from there (`trust.rs`, rule 1).
@@ -313,6 +334,7 @@ async fn track(
     let wait = lease.min(LONGEST_WAIT);
     let (sender, mut pushes) = mpsc::channel(PUSH_QUEUE);
     let queue = Arc::new(Queue::new(shared.clone()));
+    let retired = Retired(Arc::clone(&queue));
     let queued = Arc::clone(&queue);
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(wait))
@@ -351,9 +373,10 @@ async fn track(
     write_marker(&mut connection, &probe)
         .await
         .map_err(failed(Fault::ProbeNotWritten))?;
-    // Pushes before the probe's are dropped: the flush that follows covers their keys.
+    // Pushes before the probe's are dropped: the flush that follows covers their keys. Half
+    // the lease at most: trust counts from `asked_at`, and the first ping must renew it.
     let mut taken = 0;
-    let heard = tokio::time::timeout(wait, async {
+    let heard = tokio::time::timeout(wait / 2, async {
         while let Some(push) = pushes.recv().await {
             taken += 1;
             queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
@@ -374,6 +397,7 @@ async fn track(
             connection,
             pushes,
             queue,
+            _retired: retired,
             taken,
             asked_at,
         }),
@@ -474,6 +498,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
         connection,
         mut pushes,
         queue,
+        _retired,
         mut taken,
         asked_at,
     } = tracking;
@@ -488,7 +513,11 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
     loop {
         let strong = shared.upgrade()?;
         // A lease that passed is a fault, even if a ping is about to be credited: the lapse
-        // is not left to heal unseen.
+        // is not left to heal unseen (rule 6). So is a push dropped (rule 4).
+        if queue.has_overflowed() {
+            strong.trust.revoke();
+            return Some(Fault::Overflowed.into());
+        }
         if !strong.trust.holds() {
             return Some(Fault::LeaseExpired.into());
         }
@@ -547,14 +576,24 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
         if queue.has_overflowed() {
             return Some(Fault::Overflowed.into());
         }
-        // Credit every answered ping whose pushes have all been handed over (rule 3).
+        // Credit every answered ping whose pushes have all been handed over (rule 3), unless
+        // the lease passed meanwhile (rule 6) or a push was dropped (rule 4), checked again
+        // after the grant: the connection's task may drop one at any time.
         while let Some(&(sent, needed)) = answered.front() {
             if taken < needed {
                 break;
             }
+            let strong = shared.upgrade()?;
+            if !strong.trust.holds() {
+                return Some(Fault::LeaseExpired.into());
+            }
             answered.pop_front();
             credited = sent;
-            shared.upgrade()?.trust.grant(sent, settings.lease);
+            strong.trust.grant(sent, settings.lease);
+            if queue.has_overflowed() {
+                strong.trust.revoke();
+                return Some(Fault::Overflowed.into());
+            }
         }
     }
 }

@@ -396,6 +396,22 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         self.loads.detach(hash, key);
+        self.remove_entry(hash, key, now)
+    }
+
+    /// Removes the key's entry, as [`remove`](Self::remove) does, but leaves its pending load
+    /// attached: for an entry that may not be served (a coherent cache that may not serve
+    /// now), while the load that will replace it keeps its callers together.
+    pub(crate) fn remove_entry<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+    ) -> Option<(K, V, RemovalCause)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let index = self.find(hash, key)?;
         let cause = if self.slots.get(index).is_expired(now) {
             RemovalCause::Expired

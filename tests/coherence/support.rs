@@ -77,9 +77,22 @@ pub(crate) async fn an_invalidation_crosses(url: &str) {
         "not connected"
     );
     let (users_a, users_b) = (users(&a), users(&b));
-    users_b.insert(1, "one".into());
+    holding(&users_b, 1, "one").await;
     users_a.invalidate_everywhere(&1).await.unwrap();
     assert!(eventually(|| users_b.get(&1).is_none()).await);
+}
+
+/// Stores `value` under `key` until the cache serves it: a write made while the handle is not
+/// trusted is refused, and a test that then saw the key gone would prove nothing.
+pub(crate) async fn holding(cache: &TtlCache<u64, String>, key: u64, value: &str) {
+    assert!(
+        eventually(|| {
+            cache.insert(key, value.to_owned());
+            cache.get(&key).as_deref() == Some(value)
+        })
+        .await,
+        "the cache never held {key}"
+    );
 }
 
 pub(crate) fn users(coherence: &Coherence) -> TtlCache<u64, String> {

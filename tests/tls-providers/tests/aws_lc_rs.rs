@@ -81,7 +81,12 @@ fn rediss_works_with_two_crypto_providers_compiled_in_and_none_installed() {
                 .unwrap()
         };
         let (users_a, users_b) = (cache(&a), cache(&b));
-        users_b.insert(1, "one".into());
+        // Stored once served: a write made while the handle is not trusted is refused.
+        while users_b.get(&1).is_none() {
+            assert!(Instant::now() < give_up, "never stored");
+            users_b.insert(1, "one".into());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         users_a.invalidate_everywhere(&1).await.unwrap();
         while users_b.get(&1).is_some() {
             assert!(Instant::now() < give_up, "the invalidation did not cross");
