@@ -799,72 +799,45 @@ fn certificates(dir: &std::path::Path) -> Certificates {
         "-subj",
         "/CN=ttlcache-test-ca",
     ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
+    // A certificate for `name` from the authority, with `extension` (any extension makes it
+    // an X.509 v3 certificate, the only version rustls accepts).
+    let issue = |name: &str, subject: &str, extension: &str| {
+        let [key, request, certificate, config] =
+            ["key", "csr", "crt", "cnf"].map(|kind| format!("{name}.{kind}"));
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &request, "-subj",
+            subject,
+        ]);
+        std::fs::write(dir.join(&config), extension).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &request,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &certificate,
+            "-days",
+            "2",
+            "-extfile",
+            &config,
+        ]);
+    };
+    issue(
+        "server",
         "/CN=localhost",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    // A client's certificate from the same authority, for mutual TLS.
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
+    );
+    // A client's certificate, for mutual TLS.
+    issue(
+        "client",
         "/CN=ttlcache-test-client",
-    ]);
-    // An extension makes it an X.509 v3 certificate, the only version rustls accepts.
-    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "client.cnf",
-    ]);
+        "extendedKeyUsage=clientAuth",
+    );
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     Certificates {
         server: path("server.crt"),
