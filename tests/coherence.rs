@@ -770,8 +770,8 @@ fn an_acl_user_in_the_url_authenticates_and_its_password_is_never_shown() {
     });
 }
 
-/// Makes a certificate authority and a server certificate for 127.0.0.1 in `dir`, with the
-/// `openssl` command; returns the server's certificate, key and the authority's certificate.
+/// Makes a certificate authority, a server certificate for 127.0.0.1 and a client certificate
+/// in `dir`, with the `openssl` command; returns their paths.
 #[cfg(feature = "redis-tls")]
 fn certificates(dir: &std::path::Path) -> Certificates {
     let openssl = |args: &[&str]| {

@@ -110,16 +110,18 @@ where
     /// assert_eq!(cache.len(), 5);
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) shows `keep`
-        // nothing: it keeps nothing, as the flush to come would.
-        #[cfg(feature = "redis")]
-        if !self.may_serve() {
-            return self.clear();
-        }
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
         for shard in self.inner.shards.iter() {
-            shard.write().retain(&mut keep, &now, &mut removals);
+            let mut shard = shard.write();
+            // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) shows `keep`
+            // nothing: it keeps nothing, as the flush to come would. Asked under each lock.
+            #[cfg(feature = "redis")]
+            if !self.may_serve() {
+                shard.retain(|_, _| false, &now, &mut removals);
+                continue;
+            }
+            shard.retain(&mut keep, &now, &mut removals);
         }
     }
 

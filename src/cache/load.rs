@@ -14,7 +14,7 @@ use std::borrow::Borrow;
 use super::{Lifetime, TtlCache};
 use crate::{
     clock::Now,
-    flight::{self, Answer, Flight, Found, Landing, Led, Outcome},
+    flight::{self, Answer, Began, Flight, Found, Landing, Led, Outcome},
     removal::Removals,
     shard::Write,
     sync::{Arc, block_on},
@@ -247,12 +247,13 @@ where
         let probe = key
             .as_ref()
             .expect("the key is taken only by a load it leads");
-        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) drops what it
-        // holds of the key, as the flush to come would, rather than answer with it; a pending
-        // load stays, for its callers to share.
+        // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) withholds what
+        // it holds of the key, as the flush to come would drop it: its entry, and a load that
+        // began while it could serve. A load that began since stays, for its callers to share.
+        let began = self.began();
         #[cfg(feature = "redis")]
-        if !self.may_serve()
-            && let Some((key, value, cause)) = shard.remove_entry(hash, probe, &now)
+        if began == Began::Untrusted
+            && let Some((key, value, cause)) = shard.withhold(hash, probe, &now)
         {
             removals.push(key, value, cause);
         }
@@ -261,7 +262,7 @@ where
             Found::Join(flight) => Found::Join(flight),
             Found::Lead(()) => {
                 let key = key.take().expect("checked above");
-                let flight = shard.start_load(hash, key, &self.inner.hasher);
+                let flight = shard.start_load(hash, key, began, &self.inner.hasher);
                 drop(shard);
                 Found::Lead(self.leader(hash, flight))
             }
@@ -279,12 +280,27 @@ where
     ) -> Option<KeyLeader<K, V, S>> {
         let now = Now::lazy(&self.inner.timeline);
         let stale_at = (refresh == Refresh::IfStale).then_some(&now);
-        let flight =
-            self.shard(hash)
-                .write()
-                .start_refresh(hash, key, stale_at, &self.inner.hasher)?;
+        let began = self.began();
+        let flight = self.shard(hash).write().start_refresh(
+            hash,
+            key,
+            stale_at,
+            began,
+            &self.inner.hasher,
+        )?;
         self.inner.counters.refresh();
         Some(self.leader(hash, flight))
+    }
+
+    /// Whether a load starting now begins while the cache may serve (rule 3 of
+    /// `redis/mod.rs`).
+    #[inline]
+    fn began(&self) -> Began {
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return Began::Untrusted;
+        }
+        Began::Trusted
     }
 
     fn leader(&self, hash: u64, flight: Arc<Flight<V>>) -> KeyLeader<K, V, S> {

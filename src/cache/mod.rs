@@ -621,11 +621,16 @@ where
         let hash = self.hash(key);
         let now = Now::lazy(&self.inner.timeline);
         let mut removals = self.removals();
-        let (key, value, cause) = self.shard(hash).write().remove(hash, key, &now)?;
+        let mut shard = self.shard(hash).write();
         // A coherent cache that may not serve now (rule 3 of `redis/mod.rs`) removes, and
-        // shows nothing of what it removed.
+        // shows nothing of what it removed: asked under the lock, as the write path asks.
         #[cfg(feature = "redis")]
-        if !self.may_serve() {
+        let serving = self.may_serve();
+        let removed = shard.remove(hash, key, &now);
+        drop(shard);
+        let (key, value, cause) = removed?;
+        #[cfg(feature = "redis")]
+        if !serving {
             removals.push(key, value, cause);
             return None;
         }

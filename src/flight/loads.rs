@@ -13,6 +13,19 @@ use crate::sync::Arc;
 struct PendingLoad<K, V> {
     key: K,
     flight: Arc<Flight<V>>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    began: Began,
+}
+
+/// When a load began: while its cache could serve what it holds, or while it could not (a
+/// coherent cache whose lease had passed, rule 3 of `redis/mod.rs`). A caller that comes
+/// while the cache cannot serve joins only a load that began so too: one that began before
+/// may have read what an invalidation, acknowledged since and not yet applied here, replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Began {
+    Trusted,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Untrusted,
 }
 
 /// A shard's pending loads. Single-threaded: it lives under the shard's lock.
@@ -41,11 +54,18 @@ impl<K: Hash + Eq, V> Loads<K, V> {
     }
 
     /// Starts a load for `key`, which must have none pending.
-    pub(crate) fn start(&mut self, hash: u64, key: K, hasher: &impl BuildHasher) -> Arc<Flight<V>> {
+    pub(crate) fn start(
+        &mut self,
+        hash: u64,
+        key: K,
+        began: Began,
+        hasher: &impl BuildHasher,
+    ) -> Arc<Flight<V>> {
         let flight = Flight::new();
         let pending = PendingLoad {
             key,
             flight: Arc::clone(&flight),
+            began,
         };
         self.table
             .insert_unique(hash, pending, |pending| hasher.hash_one(&pending.key));
@@ -86,6 +106,21 @@ impl<K: Hash + Eq, V> Loads<K, V> {
         }
     }
 
+    /// Detaches the pending load of `key` if it began [`Began::Trusted`]: for a caller that
+    /// may join only a load that began untrusted.
+    #[cfg(feature = "redis")]
+    pub(crate) fn detach_trusted<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if let Ok(entry) = self.table.find_entry(hash, |pending| {
+            pending.key.borrow() == key && pending.began == Began::Trusted
+        }) {
+            entry.remove();
+        }
+    }
+
     /// Detaches every pending load.
     pub(crate) fn clear(&mut self) {
         self.table.clear();
@@ -101,7 +136,7 @@ mod tests {
         let hasher = std::hash::RandomState::new();
         let mut loads = Loads::<&str, u8>::default();
         let hash = hasher.hash_one("k");
-        let flight = loads.start(hash, "k", &hasher);
+        let flight = loads.start(hash, "k", Began::Trusted, &hasher);
         assert!(loads.find(hash, "k").is_some());
         loads.detach(hash, "k");
         assert!(loads.find(hash, "k").is_none());

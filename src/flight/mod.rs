@@ -45,7 +45,7 @@ pub(crate) use driver::{Answer, Found, Led, Run, join_or_lead};
 #[cfg(feature = "tokio")]
 pub(crate) use leader::leading_all;
 pub(crate) use leader::{Landing, Leader, catch_panic};
-pub(crate) use loads::Loads;
+pub(crate) use loads::{Began, Loads};
 
 use crate::sync::{Arc, Mutex, thread_local};
 

@@ -26,13 +26,14 @@
 //!    was lost on the connection (FLUSHALL's null invalidation, `tracking-redir-broken`, a
 //!    key that does not decode), the burst is taken in and one flush on the same connection
 //!    covers it (`supervisor.rs`).
-//! 3. While not trusted (`trust.rs`), a [`Unhealthy::Bypass`] member serves and stores
-//!    nothing: every read misses, a load's door (`get_or_*`, `LoadingCache::get`) and
-//!    `compute` drop what is held of the key rather than show it, loads (still
-//!    single-flighted) answer their callers only, `remove` answers `None`, `retain` keeps
-//!    nothing, and a snapshot is empty. The check is on the read path (coherent `Bypass`
-//!    caches only: about 25 instructions a hit) and on the write path, under the shard lock. A [`Unhealthy::ServeLocal`] member keeps serving and storing, its
-//!    time to live the only bound on staleness.
+//! 3. While not trusted (`trust.rs`), a [`Unhealthy::Bypass`] member serves and stores nothing:
+//!    every read misses, a load's door (`get_or_*`, `LoadingCache::get`) drops the key's entry and
+//!    any load of it that began while trusted (`Began` in `flight/loads.rs`), `compute` drops the
+//!    entry rather than show it, loads (still single-flighted) answer their callers only,
+//!    `remove` answers `None`, `retain` keeps nothing, and a snapshot is empty. The check is on the
+//!    read path (coherent `Bypass` caches only: about 25 instructions a hit) and on the write path,
+//!    under the shard lock. A [`Unhealthy::ServeLocal`] member keeps serving and storing, its time
+//!    to live the only bound on staleness.
 //! 4. Redis unreachable at start is not an error: the handle starts unhealthy and the
 //!    supervisor connects in the background, on the handle's own thread and tokio runtime,
 //!    so that neither the application's runtime (starved, blocked, without a timer or IO
@@ -205,7 +206,7 @@ impl Coherence {
     }
 
     /// Whether members are trusted now: tracking is on, its probe's push was heard, every
-    /// member was flushed since, and the lease has not passed since tracking was acknowledged
+    /// member was flushed since, and the lease has not passed since `CLIENT TRACKING` was sent
     /// or since the last credited ping was sent (a ping is credited once every push received
     /// before its answer has been applied). False from the first sign of a loss until then,
     /// and as soon as the lease passes, whatever any task is doing.

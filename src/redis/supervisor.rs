@@ -100,7 +100,7 @@ pub(super) enum Fault {
     ConnectFailed,
     TrackingRefused,
     ProbeNotWritten,
-    /// The probe's push did not arrive within the lease: pushes do not reach this handle.
+    /// The probe's push did not arrive within half the lease: pushes do not reach this handle.
     ProbeUnheard,
     Closed,
     LeaseExpired,
@@ -139,8 +139,8 @@ impl fmt::Display for Fault {
             Self::TrackingRefused => "Redis refused CLIENT TRACKING",
             Self::ProbeNotWritten => "could not write the probe marker",
             Self::ProbeUnheard => {
-                "the probe marker's invalidation did not arrive within the lease: the server (or \
-                 a proxy) sends no tracking pushes, or an ACL filters them"
+                "the probe marker's invalidation did not arrive within half the lease: the server \
+                 (or a proxy) sends no tracking pushes, or an ACL filters them"
             }
             Self::Closed => "the tracking connection closed",
             Self::LeaseExpired => "no ping was credited within the lease",
@@ -584,6 +584,10 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 break;
             }
             let strong = shared.upgrade()?;
+            if queue.has_overflowed() {
+                strong.trust.revoke();
+                return Some(Fault::Overflowed.into());
+            }
             if !strong.trust.holds() {
                 return Some(Fault::LeaseExpired.into());
             }

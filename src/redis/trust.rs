@@ -6,16 +6,16 @@
 //!
 //! Rules:
 //! 1. Trust is granted only by the supervisor, and only as "until `lease` after an instant
-//!    at which every invalidation sent before it had been applied here": the acknowledgement
-//!    of tracking once the probe's push is seen (nothing sent before tracking came on is
+//!    at which every invalidation sent before it had been applied here": the sending of
+//!    `CLIENT TRACKING`, once the probe's push is seen (nothing sent before tracking came on is
 //!    ours to apply: the flush that follows covers it), or a ping once every push received
 //!    before its answer has been handed to the members (`supervisor.rs`, rule 3).
 //! 2. It is revoked (set to zero) before every flush that follows a fault.
-//! 3. It is read with the process's ticker (`clock/ticker.rs`), not the system's clock: on
-//!    a coherent `Bypass` cache's hit, the deadline's load, the ticker's and a compare (about
-//!    25 instructions in all, BENCHMARKS.md). The ticker never runs ahead of the system's clock, so it can lag it by about its
-//!    period (a millisecond) and no more than that thread's scheduling: trust can outlast
-//!    its deadline by that much, never by what a task of any runtime does.
+//! 3. It is read with the process's ticker (`clock/ticker.rs`), not the system's clock: on a
+//!    coherent `Bypass` cache's hit, the deadline's load, the ticker's and a compare (about 25
+//!    instructions in all, BENCHMARKS.md). The ticker never runs ahead of the system's clock, so it
+//!    can lag it by about its period (a millisecond) and no more than that thread's scheduling:
+//!    trust can outlast its deadline by that much, never by what a task of any runtime does.
 //! 4. A lease too long for an instant to hold is "never expires" (saturates), not a panic.
 
 use std::time::{Duration, Instant};

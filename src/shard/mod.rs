@@ -55,7 +55,7 @@ use slots::{Deadlines, Slot, Slots, bucket_hash, short_hash};
 
 use crate::{
     clock::{Now, Tick},
-    flight::{Flight, Found, Loads},
+    flight::{Began, Flight, Found, Loads},
     policy::{Node, Policy, SlotIndex},
     removal::{RemovalCause, Removals},
     sync::{Arc, AtomicU64, Ordering},
@@ -505,9 +505,28 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &mut self,
         hash: u64,
         key: K,
+        began: Began,
         hasher: &impl BuildHasher,
     ) -> Arc<Flight<V>> {
-        self.loads.start(hash, key, hasher)
+        self.loads.start(hash, key, began, hasher)
+    }
+
+    /// Removes what a cache that may not serve now holds of `key` (a coherent cache whose
+    /// lease passed): its entry, and its pending load if that began while the cache could
+    /// serve; a load that began since stays, for its callers to share.
+    #[cfg(feature = "redis")]
+    pub(crate) fn withhold<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+    ) -> Option<(K, V, RemovalCause)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.loads.detach_trusted(hash, key);
+        self.remove_entry(hash, key, now)
     }
 
     /// Whether a load of `key` is pending.
@@ -529,6 +548,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hash: u64,
         key: K,
         stale_at: Option<&Now<'_>>,
+        began: Began,
         hasher: &impl BuildHasher,
     ) -> Option<Arc<Flight<V>>> {
         if self.loads.find(hash, &key).is_some() {
@@ -540,7 +560,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 return None;
             }
         }
-        Some(self.loads.start(hash, key, hasher))
+        Some(self.loads.start(hash, key, began, hasher))
     }
 
     /// Whether `flight`'s load of its key is still pending here (not detached by a write).

@@ -251,7 +251,9 @@ fn a_write_detaches_a_pending_load() {
         shard.shard.find_load(hash, &1, &now),
         Found::Lead(())
     ));
-    let flight = shard.shard.start_load(hash, 1, &shard.hasher);
+    let flight = shard
+        .shard
+        .start_load(hash, 1, Began::Trusted, &shard.hasher);
     assert!(matches!(
         shard.shard.find_load(hash, &1, &now),
         Found::Join(_)
