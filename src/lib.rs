@@ -60,7 +60,6 @@
 
 pub mod builder;
 mod cache;
-mod climber;
 mod clock;
 mod error;
 mod expiry;
@@ -78,14 +77,13 @@ mod policy;
 pub mod redis;
 mod removal;
 mod shard;
-mod sketch;
-#[cfg(feature = "serde")]
-mod snapshot;
 mod stats;
 mod sync;
 mod trace;
 
 pub use builder::CacheBuilder;
+#[cfg(feature = "serde")]
+pub use cache::CacheSnapshot;
 pub use cache::{Op, TtlCache};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
@@ -97,8 +95,6 @@ pub use lazy::{AsyncLazy, AsyncLazyBuilder};
 #[cfg(feature = "tokio")]
 pub use loading::LoadingCache;
 pub use removal::RemovalCause;
-#[cfg(feature = "serde")]
-pub use snapshot::CacheSnapshot;
 pub use stats::CacheStats;
 /// Caches a function's results by its arguments, with expiry and single-flight calls.
 #[cfg(feature = "macros")]

@@ -2,7 +2,9 @@
 //!
 //! This file holds the type and the operations on one key; `all.rs` those on every entry
 //! (`len`, `clear`, `retain`, `iter`, ...), `load.rs` the `get_or_*` front door to the
-//! single-flight engine (`flight/`), and `snapshot.rs` (at the crate root) snapshots.
+//! single-flight engine (`flight/`), `compute.rs` `compute` and `upsert`, `coherent.rs` its
+//! part in its replicas' coherence (feature `redis`), and `snapshot.rs` snapshots (feature
+//! `serde`).
 //!
 //! Rules:
 //! 1. A hit takes one shard's read lock and writes only atomics: the entry's policy mark (once),
@@ -23,6 +25,8 @@ mod all;
 mod coherent;
 mod compute;
 mod load;
+#[cfg(feature = "serde")]
+mod snapshot;
 
 use std::{
     borrow::Borrow,
@@ -40,14 +44,16 @@ pub use compute::Op;
 pub(crate) use load::KeyLeader;
 #[cfg(feature = "tokio")]
 pub(crate) use load::Refresh;
+#[cfg(feature = "serde")]
+pub use snapshot::CacheSnapshot;
 
 use crate::{
     DefaultHashBuilder,
     builder::{CacheBuilder, Settings},
-    climber::Climber,
     clock::{Now, Tick, Timeline},
     expiry::Expiries,
     hash,
+    policy::Climber,
     policy::SlotIndex,
     removal::{Listener, Removals},
     shard::{Freshness, Shard, Timed, Write},

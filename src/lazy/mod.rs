@@ -2,7 +2,8 @@
 //!
 //! A front door to the same single-flight engine as the caches (`flight/`): one pending
 //! load instead of a table of them. This file holds the type and its reads; `load.rs` its
-//! loads, `builder.rs` its settings, `refresh.rs` the `refresh_every` task.
+//! loads, `builder.rs` its settings, `refresh.rs` the `refresh_every` task, and `coherent.rs`
+//! its part in its replicas' coherence (feature `redis`).
 //!
 //! Rules:
 //! 1. The value lives in an [`ArcCell`] with the time it was loaded: a fresh `get` reads it

@@ -38,8 +38,8 @@
 //!    call may still lose to a second victim in the same write (a heavy entry); its call then
 //!    settles as a mistake, which only adds noise.
 
+use super::sketch::Sketch;
 use super::{Arena, SlotIndex};
-use crate::sketch::Sketch;
 
 /// Entries of capacity per remembered call.
 const CAPACITY_PER_CALL: u64 = 128;

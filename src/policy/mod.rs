@@ -19,6 +19,10 @@
 //! window, so it is not the first to go, and the entry a write just stored never leaves the
 //! window during that write, however heavy: what is inserted can be read back.
 //!
+//! Files: this one holds the policy over its rings; `ring.rs` a ring and its links,
+//! `sketch.rs` the frequency sketch, `close_calls.rs` the memory of close calls, `climber.rs`
+//! the hill climber that sizes the window, and `tests.rs` the policy's tests.
+//!
 //! Rules:
 //! 1. A read only counts, in its node's [`Node::touch`]: a small atomic counter, written while
 //!    it is below [`HIT_CAP`], so an entry read often stops writing to memory its readers share.
@@ -29,17 +33,19 @@
 //! 3. Each entry is in exactly one place: a ring, or (between `admit` and `settle` of one write)
 //!    the staged candidates.
 
+mod climber;
 mod close_calls;
 mod ring;
+mod sketch;
 
 use close_calls::{Call, CloseCalls, Verdict};
 pub(crate) use ring::Links;
 use ring::Ring;
 
-use crate::{
-    sketch::Sketch,
-    sync::{AtomicU8, Ordering},
-};
+pub(crate) use climber::Climber;
+use sketch::Sketch;
+
+use crate::sync::{AtomicU8, Ordering};
 
 /// An index into the shard's slots.
 pub(crate) type SlotIndex = u32;

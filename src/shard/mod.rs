@@ -569,7 +569,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.loads.contains(hash, flight)
     }
 
-    /// Whether it is time to give the policy's window a new share (`climber.rs`).
+    /// Whether it is time to give the policy's window a new share (`policy/climber.rs`).
     pub(crate) fn adaptation_due(&mut self) -> bool {
         self.policy.adaptation_due()
     }

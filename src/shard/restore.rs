@@ -1,4 +1,4 @@
-//! What a snapshot (`snapshot.rs`) takes from a shard, and how it puts it back.
+//! What a snapshot (`cache/snapshot.rs`) takes from a shard, and how it puts it back.
 
 use std::{hash::Hash, time::Duration};
 
