@@ -22,7 +22,6 @@ use crate::{
 pub(crate) struct Coherent<K> {
     link: Link,
     decode: fn(&[u8]) -> Option<K>,
-    key_type: TypeId,
 }
 
 impl<K: FromRedisValue + 'static> Coherent<K> {
@@ -33,7 +32,6 @@ impl<K: FromRedisValue + 'static> Coherent<K> {
                 name: name.to_owned(),
             },
             decode: decode::<K>,
-            key_type: TypeId::of::<K>(),
         }
     }
 }
@@ -43,7 +41,6 @@ impl<K> Clone for Coherent<K> {
         Self {
             link: self.link.clone(),
             decode: self.decode,
-            key_type: self.key_type,
         }
     }
 }
@@ -84,7 +81,7 @@ where
         };
         let joined = coherent.link.coherence.register(
             &coherent.link.name,
-            Some(coherent.key_type),
+            Some(TypeId::of::<K>()),
             Arc::new(member),
         );
         joined

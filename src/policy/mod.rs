@@ -1,6 +1,7 @@
 //! The eviction policy: which entries a full shard gives up. W-TinyLFU, in CLOCK form.
 //!
-//! A new entry enters the *window*, a small ring (1% of the capacity). What leaves the window
+//! A new entry enters the *window*, a small ring (1% of the capacity at first; the climber
+//! moves that share as the workload asks, `climber.rs`). What leaves the window
 //! becomes a *candidate* for *main*, the rest of the capacity: while main has room it goes
 //! straight in; when it has none, the candidate is compared with main's *victim* by how often
 //! each key was asked for (the [`Sketch`]), and the less popular of the two is evicted. A

@@ -312,9 +312,11 @@ impl Coherence {
         member: Arc<dyn Member>,
     ) -> bool {
         let mut members = self.shared.members.lock();
-        for list in members.values_mut() {
+        // A name whose members are all gone leaves the map with them.
+        members.retain(|_, list| {
             list.retain(|member| member.is_alive());
-        }
+            !list.is_empty()
+        });
         let list = members.entry(name.to_owned()).or_default();
         let clash = |other: &Arc<dyn Member>| matches!((key_type, other.key_type()), (Some(mine), Some(theirs)) if mine != theirs);
         if list.iter().any(clash) {

@@ -24,8 +24,8 @@ pub(super) struct Deadlines {
 /// What a hit reads, and nothing else: a slot of a `u64` key and value is 32 bytes, and the
 /// alignment keeps each within one cache line. The policy's links live in a column of their own.
 /// The alignment rounds larger slots up to a multiple of 32 bytes: a `String` key and a `u64`
-/// value take 64 bytes and 8 of links, where they took 56 before the links moved out. A cost
-/// paid for the small keys and values a hit path is measured on.
+/// value take 64 bytes (56 unaligned) and 8 of links. A cost paid for the small keys and
+/// values a hit path is measured on.
 #[repr(C, align(32))]
 pub(super) struct Slot<K, V> {
     pub(super) node: Node,
