@@ -46,47 +46,64 @@ fn eventually_here(mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// The lease of [`slow_replica`].
+const LEASE: Duration = Duration::from_millis(500);
+
+/// A replica with a lease of [`LEASE`] whose cache `users` holds keys 0 to 1,999, with a
+/// listener of remote removals that takes 5 ms while the flag is set, as one that logs to a
+/// slow sink would: 2,000 invalidations are ten seconds of its supervisor's work.
+async fn slow_replica(
+    server: &RedisServer,
+) -> (Coherence, Arc<AtomicBool>, Arc<TtlCache<u64, String>>) {
+    let a = steady(Coherence::builder(&server.url(), "app"))
+        .lease(LEASE)
+        .connect()
+        .await
+        .unwrap();
+    assert!(eventually(|| a.is_healthy()).await);
+    let slow = Arc::new(AtomicBool::new(true));
+    let listener_slow = Arc::clone(&slow);
+    let users = TtlCache::<u64, String>::builder()
+        .coherent(&a, "users")
+        .eviction_listener(move |_, _, _| {
+            if listener_slow.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .build()
+        .unwrap();
+    for key in 0..2_000 {
+        users.insert(key, format!("v{key}"));
+    }
+    (a, slow, Arc::new(users))
+}
+
+/// Invalidates keys 0 to 1,999 of `users`, as another client's pipeline: a backlog at every
+/// replica.
+async fn pile_up(server: &RedisServer) {
+    let mut pipeline = redis::pipe();
+    for key in 0..2_000 {
+        pipeline.set(format!("app:inv:users:{key}"), 1).ignore();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    pipeline.query_async::<()>(&mut connection).await.unwrap();
+}
+
 #[test]
 fn a_slow_listener_and_a_backlog_of_pushes_never_extend_the_lease() {
     run(|| async {
         let server = RedisServer::start();
-        let lease = Duration::from_millis(500);
-        let a = steady(Coherence::builder(&server.url(), "app"))
-            .lease(lease)
-            .connect()
-            .await
-            .unwrap();
-        assert!(eventually(|| a.is_healthy()).await);
+        let (a, slow, users_a) = slow_replica(&server).await;
         let b = replica(&server, "app").await;
-        // A listener of remote removals that takes 5 ms, as one that logs to a slow sink would.
-        let slow = Arc::new(AtomicBool::new(true));
-        let listener_slow = Arc::clone(&slow);
-        let users_a = TtlCache::<u64, String>::builder()
-            .coherent(&a, "users")
-            .eviction_listener(move |_, _, _| {
-                if listener_slow.load(Ordering::Relaxed) {
-                    thread::sleep(Duration::from_millis(5));
-                }
-            })
-            .build()
-            .unwrap();
         const K: u64 = 1_000_000;
-        for key in (0..2_000).chain([K]) {
-            users_a.insert(key, format!("v{key}"));
-        }
+        holding(&users_a, K, "old").await;
         let users_b = users(&b);
-        // 2,000 invalidations, written as another client's pipeline: ten seconds of listener
-        // work queue up at A, then K's.
-        let mut pipeline = redis::pipe();
-        for key in 0..2_000 {
-            pipeline.set(format!("app:inv:users:{key}"), 1).ignore();
-        }
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        pipeline.query_async::<()>(&mut connection).await.unwrap();
+        // Ten seconds of listener work queue up at A, then K's invalidation.
+        pile_up(&server).await;
         users_b.invalidate_everywhere(&K).await.unwrap();
         let acknowledged = Instant::now();
-        tokio::time::sleep(lease + Duration::from_millis(150)).await;
+        tokio::time::sleep(LEASE + Duration::from_millis(150)).await;
         assert!(
             acknowledged.elapsed() < Duration::from_secs(5),
             "the check must come while the backlog is still there"
@@ -520,30 +537,8 @@ fn an_unhealthy_bypassing_cache_still_makes_one_load_per_key() {
 fn a_caller_after_the_lease_never_joins_a_load_that_began_before_it() {
     run(|| async {
         let server = RedisServer::start();
-        let lease = Duration::from_millis(500);
-        let a = steady(Coherence::builder(&server.url(), "app"))
-            .lease(lease)
-            .connect()
-            .await
-            .unwrap();
-        assert!(eventually(|| a.is_healthy()).await);
+        let (a, slow, users_a) = slow_replica(&server).await;
         let b = replica(&server, "app").await;
-        let slow = Arc::new(AtomicBool::new(true));
-        let listener_slow = Arc::clone(&slow);
-        let users_a = Arc::new(
-            TtlCache::<u64, String>::builder()
-                .coherent(&a, "users")
-                .eviction_listener(move |_, _, _| {
-                    if listener_slow.load(Ordering::Relaxed) {
-                        thread::sleep(Duration::from_millis(5));
-                    }
-                })
-                .build()
-                .unwrap(),
-        );
-        for key in 0..2_000 {
-            users_a.insert(key, format!("v{key}"));
-        }
         const K: u64 = 1_000_000;
         // A slow load of K begins while A is trusted: it reads the row before it changes.
         let early = tokio::spawn({
@@ -559,15 +554,9 @@ fn a_caller_after_the_lease_never_joins_a_load_that_began_before_it() {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         // The row changes; its invalidation queues up behind 2,000 others at A.
-        let mut pipeline = redis::pipe();
-        for key in 0..2_000 {
-            pipeline.set(format!("app:inv:users:{key}"), 1).ignore();
-        }
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        pipeline.query_async::<()>(&mut connection).await.unwrap();
+        pile_up(&server).await;
         users(&b).invalidate_everywhere(&K).await.unwrap();
-        tokio::time::sleep(lease + Duration::from_millis(150)).await;
+        tokio::time::sleep(LEASE + Duration::from_millis(150)).await;
         assert!(
             !early.is_finished(),
             "the check must come while the early load runs"

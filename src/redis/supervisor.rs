@@ -512,14 +512,8 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
     let mut ping = Ping::default();
     loop {
         let strong = shared.upgrade()?;
-        // A lease that passed is a fault, even if a ping is about to be credited: the lapse
-        // is not left to heal unseen (rule 6). So is a push dropped (rule 4).
-        if queue.has_overflowed() {
-            strong.trust.revoke();
-            return Some(Fault::Overflowed.into());
-        }
-        if !strong.trust.holds() {
-            return Some(Fault::LeaseExpired.into());
+        if let Some(fault) = doubt(&strong, &queue) {
+            return Some(fault.into());
         }
         let trust_ends = strong.trust.ends();
         drop(strong);
@@ -584,22 +578,27 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 break;
             }
             let strong = shared.upgrade()?;
-            if queue.has_overflowed() {
-                strong.trust.revoke();
-                return Some(Fault::Overflowed.into());
-            }
-            if !strong.trust.holds() {
-                return Some(Fault::LeaseExpired.into());
+            if let Some(fault) = doubt(&strong, &queue) {
+                return Some(fault.into());
             }
             answered.pop_front();
             credited = sent;
             strong.trust.grant(sent, settings.lease);
-            if queue.has_overflowed() {
-                strong.trust.revoke();
-                return Some(Fault::Overflowed.into());
+            if let Some(fault) = doubt(&strong, &queue) {
+                return Some(fault.into());
             }
         }
     }
+}
+
+/// A dropped push (rule 4: trust is revoked on the way) or a lease that passed (rule 6, even
+/// if a ping is about to be credited: a lapse never heals unseen), whatever else is going on.
+fn doubt(shared: &Shared, queue: &Queue) -> Option<Fault> {
+    if queue.has_overflowed() {
+        shared.trust.revoke();
+        return Some(Fault::Overflowed);
+    }
+    (!shared.trust.holds()).then_some(Fault::LeaseExpired)
 }
 
 /// The queue's receiving end, as [`settle`] takes pushes from it.
