@@ -10,6 +10,8 @@
 //! - `mod.rs` (this file): the public types, and what caches and lazies register;
 //! - `builder.rs`: the settings, checked, and the handle's own thread and runtime;
 //! - `supervisor.rs`: the task that keeps the connection and its health (the state machine);
+//!   `fault.rs` the faults it tells apart, `queue.rs` the push queue it reads, `backoff.rs`
+//!   its waits between reconnections;
 //! - `trust.rs`: until when members may serve, checked where values are read;
 //! - `marker.rs`: marker keys, written and parsed;
 //! - `redact.rs`: passwords kept out of every message;
@@ -41,9 +43,12 @@
 //!    coherence has neither that thread nor the ticker's in the child: build coherences in
 //!    the child.
 
+mod backoff;
 mod builder;
 mod error;
+mod fault;
 mod marker;
+mod queue;
 mod redact;
 mod supervisor;
 mod trust;
@@ -449,7 +454,7 @@ impl Shared {
     }
 
     /// Records a fault for [`Coherence::health`] and tracing, with its error, scrubbed.
-    fn fault(&self, trouble: &supervisor::Trouble) {
+    fn fault(&self, trouble: &fault::Trouble) {
         let fault = trouble.fault.to_string();
         let error = trouble
             .error

@@ -53,7 +53,6 @@
 
 use std::{
     collections::VecDeque,
-    fmt,
     panic::{AssertUnwindSafe, catch_unwind},
     time::{Duration, Instant},
 };
@@ -61,22 +60,14 @@ use std::{
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value, aio::MultiplexedConnection};
 use tokio::sync::mpsc;
 
-use super::{Member, Shared, marker};
-use crate::{
-    jitter::Jitter,
-    sync::{Arc, AtomicBool, AtomicU64, Ordering, Weak},
+use super::fault::{Fault, Trouble};
+use super::{
+    Member, Shared,
+    backoff::Backoff,
+    marker,
+    queue::{PUSH_QUEUE, Queue, Retired, enqueue, size_of},
 };
-
-/// The first wait before a reconnection attempt.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Pushes queued between the connection and the supervisor; past it, pushes are lost, and
-/// the loss is a fault.
-const PUSH_QUEUE: usize = 1 << 16;
-
-/// Bytes of keys queued between the connection and the supervisor; past it, as past
-/// [`PUSH_QUEUE`].
-const PUSH_QUEUE_BYTES: u64 = 16 << 20;
+use crate::sync::{Arc, Ordering, Weak};
 
 /// Keys handed to members between two yields, so that pings and the connection's own task
 /// run while a large push is taken in.
@@ -93,138 +84,6 @@ const SETTLE_AT_MOST: Duration = Duration::from_millis(250);
 /// The longest a connection attempt, the tracking command or the probe may take, whatever
 /// the lease: a lease of an hour must not leave a replica waiting an hour to reconnect.
 const LONGEST_WAIT: Duration = Duration::from_secs(10);
-
-/// Why tracking ended, could not start, or was interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fault {
-    ConnectFailed,
-    TrackingRefused,
-    ProbeNotWritten,
-    /// The probe's push did not arrive within half the lease: pushes do not reach this handle.
-    ProbeUnheard,
-    Closed,
-    LeaseExpired,
-    PingFailed,
-    /// More pushes came than the supervisor could queue: some were dropped.
-    Overflowed,
-    RedirBroken,
-    FlushAll,
-    Undecodable,
-    UnknownPush,
-    /// A member panicked while it removed a key: it may not have.
-    MemberPanicked,
-    /// The supervisor itself panicked (in redis-rs or rustls, say): it starts again.
-    SupervisorPanicked,
-}
-
-impl Fault {
-    /// Whether the connection itself is in doubt. The others lose nothing on it: they are
-    /// handled on the same connection, by one flush.
-    fn ends_the_connection(self) -> bool {
-        !matches!(
-            self,
-            Self::RedirBroken
-                | Self::FlushAll
-                | Self::Undecodable
-                | Self::UnknownPush
-                | Self::MemberPanicked
-        )
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ConnectFailed => "could not connect to Redis",
-            Self::TrackingRefused => "Redis refused CLIENT TRACKING",
-            Self::ProbeNotWritten => "could not write the probe marker",
-            Self::ProbeUnheard => {
-                "the probe marker's invalidation did not arrive within half the lease: the server \
-                 (or a proxy) sends no tracking pushes, or an ACL filters them"
-            }
-            Self::Closed => "the tracking connection closed",
-            Self::LeaseExpired => "no ping was credited within the lease",
-            Self::PingFailed => "a ping failed",
-            Self::Overflowed => "more invalidations came than could be queued: some were dropped",
-            Self::RedirBroken => "tracking-redir-broken",
-            Self::FlushAll => "the server flushed everything (FLUSHALL or FLUSHDB)",
-            Self::Undecodable => "a marker that no member could decode",
-            Self::UnknownPush => "a push of an unknown shape",
-            Self::MemberPanicked => "a member panicked while removing a key",
-            Self::SupervisorPanicked => "the supervisor panicked; it starts again in a second",
-        })
-    }
-}
-
-/// A fault, with the error that came with it, if any.
-pub(super) struct Trouble {
-    pub(super) fault: Fault,
-    pub(super) error: Option<redis::RedisError>,
-}
-
-impl From<Fault> for Trouble {
-    fn from(fault: Fault) -> Self {
-        Self { fault, error: None }
-    }
-}
-
-/// What the connection has queued for the supervisor, shared by the push sender (on the
-/// connection's task), the pings and the supervisor.
-struct Queue {
-    /// Pushes queued since the connection opened.
-    pushes: AtomicU64,
-    /// Bytes of keys in the queue now.
-    bytes: AtomicU64,
-    /// A push was dropped: invalidations were lost (rule 4).
-    overflowed: AtomicBool,
-    /// Told when a push is dropped, so that the supervisor acts at once.
-    dropped: tokio::sync::Notify,
-    /// The handle, whose trust a dropped push revokes at once.
-    shared: Weak<Shared>,
-    /// Whether this queue's connection is the handle's current one: cleared when its
-    /// tracking ends ([`Retired`]), so that an old connection kept alive a while (a write in
-    /// flight) revokes nothing of a newer one's trust.
-    current: AtomicBool,
-}
-
-/// Clears [`Queue::current`] when dropped: when tracking on the queue's connection ends, or
-/// never began.
-struct Retired(Arc<Queue>);
-
-impl Drop for Retired {
-    fn drop(&mut self) {
-        self.0.current.store(false, Ordering::Release);
-    }
-}
-
-impl Queue {
-    fn new(shared: Weak<Shared>) -> Self {
-        Self {
-            pushes: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            overflowed: AtomicBool::new(false),
-            dropped: tokio::sync::Notify::new(),
-            shared,
-            current: AtomicBool::new(true),
-        }
-    }
-
-    /// A push was dropped: trust ends now (if this queue's connection is still the one
-    /// trusted), and the supervisor is told.
-    fn overflow(&self) {
-        self.overflowed.store(true, Ordering::Release);
-        if self.current.load(Ordering::Acquire)
-            && let Some(shared) = self.shared.upgrade()
-        {
-            shared.trust.revoke();
-        }
-        self.dropped.notify_one();
-    }
-
-    fn has_overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Acquire)
-    }
-}
 
 /// A tracking connection, its probe's push seen.
 struct Tracking {
@@ -404,43 +263,6 @@ async fn track(
         Ok(_) => Err(Fault::Closed.into()),
         Err(_) => Err(Fault::ProbeUnheard.into()),
     }
-}
-
-/// Queues a push for the supervisor, counted; refused (and the queue marked overflowed)
-/// past its count or bytes. Runs on the connection's task: it never blocks.
-fn enqueue(
-    queue: &Queue,
-    sender: &mpsc::Sender<PushInfo>,
-    push: PushInfo,
-) -> Result<(), mpsc::error::TrySendError<PushInfo>> {
-    let size = size_of(&push);
-    let full = queue.has_overflowed()
-        || queue.bytes.load(Ordering::Relaxed).saturating_add(size) > PUSH_QUEUE_BYTES;
-    if full {
-        queue.overflow();
-        return Err(mpsc::error::TrySendError::Full(push));
-    }
-    queue.bytes.fetch_add(size, Ordering::Relaxed);
-    sender.try_send(push).inspect_err(|error| {
-        queue.bytes.fetch_sub(size, Ordering::Relaxed);
-        if matches!(error, mpsc::error::TrySendError::Full(_)) {
-            queue.overflow();
-        }
-    })?;
-    queue.pushes.fetch_add(1, Ordering::AcqRel);
-    Ok(())
-}
-
-/// The bytes of keys a push carries, as the queue counts them.
-fn size_of(push: &PushInfo) -> u64 {
-    fn size(value: &Value) -> u64 {
-        match value {
-            Value::BulkString(bytes) => bytes.len() as u64,
-            Value::Array(values) => values.iter().map(size).sum(),
-            _ => 0,
-        }
-    }
-    push.data.iter().map(size).sum()
 }
 
 /// Whether an invalidation push names the probe of `nonce`.
@@ -865,52 +687,9 @@ impl Drop for UnhealthyOnExit {
     }
 }
 
-/// Waits between reconnection attempts: doubling from [`FIRST_BACKOFF`], capped, each spread
-/// by up to a quarter either way so that replicas cut off together do not return together.
-struct Backoff {
-    next: Duration,
-    jitter: Jitter,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next: FIRST_BACKOFF,
-            jitter: Jitter::seeded(),
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = FIRST_BACKOFF;
-    }
-
-    fn next(&mut self, cap: Duration) -> Duration {
-        let delay = self.next.min(cap);
-        self.next = self.next.saturating_mul(2).min(cap);
-        self.jitter.spread(delay)
-    }
-}
-
 #[cfg(all(test, not(ttlcache_loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_stays_within_a_quarter() {
-        let mut backoff = Backoff::new();
-        let cap = Duration::from_millis(400);
-        let delays: Vec<f64> = (0..8)
-            .map(|_| backoff.next(cap).as_secs_f64() * 1_000.0)
-            .collect();
-        for (delay, base) in delays.iter().zip([50.0, 100.0, 200.0, 400.0, 400.0, 400.0]) {
-            assert!(
-                (base * 0.75..=base * 1.25).contains(delay),
-                "{delay} ms for {base}"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next(cap) <= Duration::from_micros(62_500));
-    }
 
     #[test]
     fn every_fault_reads_as_a_reason() {
