@@ -37,7 +37,7 @@ cargo bench --all-features --no-run
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
-step "loom models (loom-tests/loom.rs, compiled into the library under the cfg)"
+step "loom models (loom-tests/, compiled into the library under the cfg)"
 # A target directory of their own: the cfg changes every artifact, and sharing one with the
 # steps above would rebuild both each time. Under the cfg the library's other unit tests are
 # left out, so this runs the models only.

@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::builder::MAX_SHARDS;
+use crate::settings::MAX_SHARDS;
 
 /// A builder was given settings that cannot work; the message names the setting and value.
 ///

@@ -76,6 +76,9 @@ mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod removal;
+#[cfg(feature = "tokio")]
+mod runtime;
+mod settings;
 mod shard;
 mod stats;
 mod sync;
@@ -103,7 +106,7 @@ pub use ttlcache_macros::memoize;
 /// The loom models (`loom-tests/`): compiled into the crate, so that they reach the engine's
 /// hand-overs without a public back door.
 #[cfg(all(test, ttlcache_loom, feature = "tokio"))]
-#[path = "../loom-tests/loom.rs"]
+#[path = "../loom-tests/mod.rs"]
 mod loom_models;
 
 #[cfg(doctest)]

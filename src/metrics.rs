@@ -2,6 +2,10 @@
 //! facade, so whatever exporter the service installs (Prometheus, StatsD, OpenTelemetry) shows
 //! them.
 //!
+//! This file is the sink: producers register with `report_while_alive`, giving their
+//! `Family` of metrics (described here for caches, in `redis/metrics.rs` for coherence
+//! handles) and how to report one of them; the registry runs the reports.
+//!
 //! Rules:
 //! 1. Nothing is counted twice, and nothing on the hit path: the striped counters (`stats.rs`)
 //!    already hold every count. A report reads them, as [`TtlCache::stats`] does, and hands the
@@ -59,13 +63,26 @@ use std::{
 
 use ::metrics::{counter, describe_counter, describe_gauge, gauge};
 
-use crate::{CacheStats, sync::Mutex};
+use crate::{
+    CacheStats,
+    sync::{self, Mutex},
+};
 
 /// How often the thread reports: what an exporter shows is at most this old.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
+/// The metrics of one kind of producer: described once a report, however many producers of
+/// the kind report.
+pub(crate) struct Family {
+    /// Gives the facade each metric's description, for exporters that show one (`# HELP`).
+    pub(crate) describe: fn(),
+}
+
 /// Reports one cache or handle; false once it is gone, which unregisters it.
-pub(crate) type Reporter = Box<dyn FnMut() -> bool + Send>;
+struct Reporter {
+    family: &'static Family,
+    report: Box<dyn FnMut() -> bool + Send>,
+}
 
 struct Registry {
     reporters: Vec<Reporter>,
@@ -101,8 +118,28 @@ pub fn report() {
     report_all(false);
 }
 
+/// Has `report` report `producer`, a member of `family`, for as long as anything else holds
+/// it: a weak reference is kept, so a dropped cache or handle leaves (rule 2).
+pub(crate) fn report_while_alive<T: Send + Sync + 'static>(
+    family: &'static Family,
+    producer: &sync::Arc<T>,
+    report: impl Fn(sync::Arc<T>) + Send + 'static,
+) {
+    let producer = sync::Arc::downgrade(producer);
+    register(Reporter {
+        family,
+        report: Box::new(move || {
+            let Some(producer) = producer.upgrade() else {
+                return false;
+            };
+            report(producer);
+            true
+        }),
+    });
+}
+
 /// Adds a reporter, starting the thread if none runs (rule 2).
-pub(crate) fn register(reporter: Reporter) {
+fn register(reporter: Reporter) {
     let mut registry = REGISTRY.lock();
     registry.reporters.push(reporter);
     if !registry.running {
@@ -144,10 +181,16 @@ fn report_all(thread: bool) -> bool {
     let _one_at_a_time = REPORTING.lock();
     REPORTING_HERE.set(true);
     let mut reporters = std::mem::take(&mut REGISTRY.lock().reporters);
-    if !reporters.is_empty() {
-        let _ = panic::catch_unwind(describe);
+    let mut described: Vec<&'static Family> = Vec::new();
+    for Reporter { family, .. } in &reporters {
+        if !described.iter().any(|done| std::ptr::eq(*done, *family)) {
+            described.push(family);
+            let _ = panic::catch_unwind(family.describe);
+        }
     }
-    reporters.retain_mut(|report| panic::catch_unwind(AssertUnwindSafe(report)).unwrap_or(false));
+    reporters.retain_mut(|reporter| {
+        panic::catch_unwind(AssertUnwindSafe(&mut reporter.report)).unwrap_or(false)
+    });
     REPORTING_HERE.set(false);
     let mut registry = REGISTRY.lock();
     reporters.append(&mut registry.reporters);
@@ -159,8 +202,12 @@ fn report_all(thread: bool) -> bool {
     true
 }
 
-/// Gives the facade each metric's description, for exporters that show one (`# HELP`).
-fn describe() {
+/// A cache's metrics.
+pub(crate) static CACHE: Family = Family {
+    describe: describe_cache,
+};
+
+fn describe_cache() {
     describe_counter!("ttlcache_hits_total", "Lookups that found a live entry");
     describe_counter!("ttlcache_misses_total", "Lookups that found nothing live");
     describe_counter!("ttlcache_inserts_total", "Writes, stored loads included");
@@ -183,31 +230,6 @@ fn describe() {
         "Entries held, expired ones not yet removed included"
     );
     describe_gauge!("ttlcache_weighted_size", "Total weight of the entries held");
-    describe_counter!(
-        "ttlcache_coherence_sent_total",
-        "Invalidations written to Redis"
-    );
-    describe_counter!(
-        "ttlcache_coherence_received_total",
-        "Invalidated keys received from Redis"
-    );
-    describe_counter!(
-        "ttlcache_coherence_flushes_total",
-        "Flushes of every member, because invalidations may have been lost"
-    );
-    describe_counter!(
-        "ttlcache_coherence_reconnects_total",
-        "Tracking connections re-established after the first"
-    );
-    describe_gauge!(
-        "ttlcache_coherence_unhealthy_seconds",
-        ::metrics::Unit::Seconds,
-        "Time spent unhealthy, the current stretch included"
-    );
-    describe_gauge!(
-        "ttlcache_coherence_healthy",
-        "1 while invalidations reach the members, 0 otherwise"
-    );
 }
 
 /// Reports a cache's counts under `cache = name`.
@@ -232,25 +254,4 @@ pub(crate) fn cache(name: &str, stats: &CacheStats, entries: usize, weighted_siz
     gauge!("ttlcache_load_seconds", labels).set(stats.total_load_time.as_secs_f64());
     gauge!("ttlcache_entries", labels).set(entries as f64);
     gauge!("ttlcache_weighted_size", labels).set(weighted_size as f64);
-}
-
-/// Reports a coherence handle's counts under `namespace = namespace` and `handle = id`, so
-/// that two handles of one namespace in a process keep series of their own.
-#[cfg(feature = "redis")]
-pub(crate) fn coherence(
-    namespace: &str,
-    id: u64,
-    stats: &crate::redis::CoherenceStats,
-    healthy: bool,
-) {
-    let labels = [
-        ("namespace", namespace.to_owned()),
-        ("handle", id.to_string()),
-    ];
-    counter!("ttlcache_coherence_sent_total", &labels).absolute(stats.sent);
-    counter!("ttlcache_coherence_received_total", &labels).absolute(stats.received);
-    counter!("ttlcache_coherence_flushes_total", &labels).absolute(stats.flushes);
-    counter!("ttlcache_coherence_reconnects_total", &labels).absolute(stats.reconnects);
-    gauge!("ttlcache_coherence_unhealthy_seconds", &labels).set(stats.time_unhealthy.as_secs_f64());
-    gauge!("ttlcache_coherence_healthy", &labels).set(if healthy { 1.0 } else { 0.0 });
 }

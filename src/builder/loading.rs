@@ -6,9 +6,14 @@ use std::time::Duration;
 
 use super::{CacheBuilder, Plain};
 #[cfg(feature = "tokio")]
-use super::{Durations, Settings, Timer, check_durations, tokio_runtime};
+use super::{Durations, check_durations};
 #[cfg(feature = "tokio")]
-use crate::{error::BuildError, loading::Loader};
+use crate::{
+    error::BuildError,
+    loading::Loader,
+    runtime::{self, Timer},
+    settings::{CacheSettings, LoadSettings},
+};
 
 /// The state of a [`CacheBuilder`] given a setting that only a
 /// [`LoadingCache`](crate::LoadingCache) honours (`refresh_after`, `load_timeout`,
@@ -41,12 +46,12 @@ pub struct Loading {
     pub(crate) max_batch_size: Option<usize>,
 }
 
-/// A loading cache's settings, checked, and the runtime its loads run on.
+/// A loading cache's settings, checked: its cache's, its own, and those of a batch loader.
 #[cfg(feature = "tokio")]
 struct CheckedLoading<K, V, S> {
-    settings: Settings<K, V, S>,
+    settings: CacheSettings<K, V, S>,
+    load: LoadSettings,
     loading: Loading,
-    runtime: tokio::runtime::Handle,
 }
 
 /// The most keys a batch loader gets in one call, unless `max_batch_size` says otherwise.
@@ -303,12 +308,8 @@ where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<V, E>> + Send + 'static,
     {
-        let CheckedLoading {
-            settings,
-            loading,
-            runtime,
-        } = self.checked_loading("build_loading")?;
-        crate::LoadingCache::new(settings, loading, runtime, Loader::single(loader))
+        let CheckedLoading { settings, load, .. } = self.checked_loading("build_loading")?;
+        crate::LoadingCache::new(settings, load, Loader::single(loader))
     }
 }
 
@@ -385,8 +386,8 @@ where
     {
         let CheckedLoading {
             settings,
+            load,
             loading,
-            runtime,
         } = self.checked_loading("build_batch_loading")?;
         check_durations(Durations {
             nonzero: &[("batch_window", loading.batch_window)],
@@ -398,15 +399,15 @@ where
             return Err(BuildError::ZeroBatchSize);
         }
         if loading.batch_window.is_some() {
-            tokio_runtime("batch_window", Timer::Needed)?;
+            runtime::built_in("batch_window", Timer::Needed)?;
         }
         let loader = Loader::batch(loader, loading.batch_window, max_batch_size);
-        crate::LoadingCache::new(settings, loading, runtime, loader)
+        crate::LoadingCache::new(settings, load, loader)
     }
 
     /// Checks the settings every loading cache has; `build` names the builder method.
     fn checked_loading(self, build: &'static str) -> Result<CheckedLoading<K, V, S>, BuildError> {
-        let runtime = tokio_runtime(build, Timer::NotNeeded)?;
+        let runtime = runtime::built_in(build, Timer::NotNeeded)?;
         let time_to_live = self.time_to_live;
         let (mut settings, kind) = self.checked()?;
         let loading = kind.into_loading();
@@ -424,13 +425,18 @@ where
             return Err(BuildError::ZeroConcurrentLoads);
         }
         if loading.load_timeout.is_some() {
-            tokio_runtime("load_timeout", Timer::Needed)?;
+            runtime::built_in("load_timeout", Timer::Needed)?;
         }
         settings.refresh_after = loading.refresh_after;
         Ok(CheckedLoading {
             settings,
+            load: LoadSettings {
+                load_timeout: loading.load_timeout,
+                max_concurrent_loads: loading.max_concurrent_loads,
+                error_ttl: loading.error_ttl,
+                runtime,
+            },
             loading,
-            runtime,
         })
     }
 }

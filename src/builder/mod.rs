@@ -5,29 +5,28 @@
 //! [`Loading`] state, which has no `build`, only `build_loading` and `build_batch_loading`;
 //! the settings of a batch loader move it to the [`BatchLoading`] state, which builds with
 //! `build_batch_loading` only. What the builders of caches and lazies check alike is in
-//! `settings.rs`.
+//! `checks.rs`.
 //!
 //! [`LoadingCache`]: crate::LoadingCache
 
+mod checks;
 mod loading;
-mod settings;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-pub use loading::{BatchLoading, Kind, Loading};
 #[cfg(feature = "redis")]
-pub(crate) use settings::check_coherent_name;
-pub(crate) use settings::{Durations, MAX_SHARDS, Settings, check_durations};
-#[cfg(feature = "tokio")]
-pub(crate) use settings::{Timer, tokio_runtime};
+pub(crate) use checks::check_coherent_name;
+pub(crate) use checks::{Durations, check_durations};
+pub use loading::{BatchLoading, Kind, Loading};
 
 use crate::{
     DefaultHashBuilder,
-    cache::{TtlCache, Weigher},
+    cache::TtlCache,
     clock::{Clock, TimeSource},
     error::BuildError,
     expiry::Expiry,
     removal::{Listener, RemovalCause},
+    settings::{CacheSettings, Weigher},
     trace::KeyFormat,
 };
 
@@ -63,7 +62,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
     name: Option<Arc<str>>,
     key_format: Option<KeyFormat<K>>,
     #[cfg(feature = "redis")]
-    coherent: Option<crate::cache::Coherent<K>>,
+    coherent: Option<crate::redis::Coherent<K>>,
 }
 
 /// The state of a [`CacheBuilder`] given no setting that only a loading cache honours: it
@@ -71,6 +70,51 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, L = Plain> {
 /// `build_batch_loading`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Plain;
+
+/// The constructors of a cache: here, beside the builder they start, so that `cache/` needs
+/// nothing of the builder's.
+impl<K, V> TtlCache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache of at most `max_capacity` entries, each living `time_to_live` after its write.
+    ///
+    /// `Duration::MAX` means entries never expire. For other settings use [`builder`](Self::builder).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = ttlcache::TtlCache::new(1_000, Duration::from_secs(30));
+    /// cache.insert(1, "one");
+    /// assert_eq!(cache.get(&1), Some("one"));
+    /// ```
+    #[must_use]
+    pub fn new(max_capacity: u64, time_to_live: Duration) -> Self {
+        Self::builder()
+            .max_capacity(max_capacity)
+            .time_to_live(time_to_live)
+            .build()
+            .expect("the default shard count fits every capacity")
+    }
+
+    /// A builder for a cache with other settings: weigher, time to idle, listener, clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = ttlcache::TtlCache::<String, u64>::builder()
+    ///     .max_capacity(100)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
 
 impl<K, V> CacheBuilder<K, V> {
     pub(crate) fn new() -> Self {
@@ -424,13 +468,13 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
     where
         K: ::redis::FromRedisValue + 'static,
     {
-        self.coherent = Some(crate::cache::Coherent::new(coherence, name));
+        self.coherent = Some(crate::redis::Coherent::new(coherence, name));
         self
     }
 
     /// Checks the settings of a cache of either kind.
-    fn checked(self) -> Result<(Settings<K, V, S>, L), BuildError> {
-        let shards = settings::shard_count(self.shards, self.max_capacity)?;
+    fn checked(self) -> Result<(CacheSettings<K, V, S>, L), BuildError> {
+        let shards = checks::shard_count(self.shards, self.max_capacity)?;
         #[allow(
             unused_mut,
             reason = "only a coherent cache gets a name it was not given"
@@ -438,10 +482,10 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
         let mut name = self.name;
         #[cfg(feature = "redis")]
         if let Some(coherent) = &self.coherent {
-            settings::check_coherent_name(coherent.name())?;
+            checks::check_coherent_name(coherent.name())?;
             name = name.or_else(|| Some(coherent.name().into()));
         }
-        let settings = Settings {
+        let settings = CacheSettings {
             shards,
             max_capacity: self.max_capacity,
             weigher: self.weigher,

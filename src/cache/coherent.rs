@@ -7,58 +7,14 @@ use std::{
     hash::{BuildHasher, Hash},
 };
 
-use redis::{FromRedisValue, ToRedisArgs};
+use redis::ToRedisArgs;
 
-use super::{Inner, TtlCache};
+use super::{CacheInner, TtlCache};
 use crate::{
     BuildError,
-    redis::{Coherence, CoherenceError, Link, Member, Undecodable, decode},
-    sync::{Arc, Weak},
+    redis::{CoherenceError, Coherent, Link, Member, Undecodable},
+    sync::{self, Weak},
 };
-
-/// What a coherent cache keeps: its link, and how its keys are read from marker bytes.
-/// Cloned for the cache's memory of failures (`loading/failures.rs`), which registers under
-/// the same name so that invalidations and flushes reach it too.
-pub(crate) struct Coherent<K> {
-    link: Link,
-    decode: fn(&[u8]) -> Option<K>,
-}
-
-impl<K: FromRedisValue + 'static> Coherent<K> {
-    pub(crate) fn new(coherence: &Coherence, name: &str) -> Self {
-        Self {
-            link: Link {
-                coherence: coherence.clone(),
-                name: name.to_owned(),
-            },
-            decode: decode::<K>,
-        }
-    }
-}
-
-impl<K> Clone for Coherent<K> {
-    fn clone(&self) -> Self {
-        Self {
-            link: self.link.clone(),
-            decode: self.decode,
-        }
-    }
-}
-
-impl<K> Coherent<K> {
-    /// Whether the cache serves what it holds while unhealthy ([`Unhealthy::ServeLocal`]):
-    /// then its reads need no check.
-    ///
-    /// [`Unhealthy::ServeLocal`]: crate::redis::Unhealthy::ServeLocal
-    pub(crate) fn serves_local(&self) -> bool {
-        self.link.coherence.serves_local()
-    }
-
-    /// The name the cache is known by to the other replicas.
-    pub(crate) fn name(&self) -> &str {
-        &self.link.name
-    }
-}
 
 impl<K, V, S> TtlCache<K, V, S>
 where
@@ -77,12 +33,12 @@ where
             return Ok(());
         };
         let member = CacheMember {
-            cache: Arc::downgrade(&self.inner),
+            cache: sync::Arc::downgrade(&self.inner),
         };
         let joined = coherent.link.coherence.register(
             &coherent.link.name,
             Some(TypeId::of::<K>()),
-            Arc::new(member),
+            sync::Arc::new(member),
         );
         joined
             .then_some(())
@@ -208,16 +164,13 @@ impl<K, V, S> TtlCache<K, V, S> {
     /// trusted or it serves local values while unhealthy.
     #[inline]
     pub(crate) fn may_serve(&self) -> bool {
-        self.inner
-            .coherence
-            .as_ref()
-            .is_none_or(|coherent| coherent.link.coherence.may_serve())
+        Link::may_serve(self.inner.coherence.as_ref().map(|coherent| &coherent.link))
     }
 }
 
 /// What the coherence holds of a cache: a weak reference, so a dropped cache leaves.
 struct CacheMember<K, V, S> {
-    cache: Weak<Inner<K, V, S>>,
+    cache: Weak<CacheInner<K, V, S>>,
 }
 
 impl<K, V, S> CacheMember<K, V, S> {
@@ -237,7 +190,7 @@ where
             return Ok(());
         };
         let coherent = cache.inner.coherence.as_ref().ok_or(Undecodable)?;
-        let key = (coherent.decode)(key).ok_or(Undecodable)?;
+        let key = coherent.decode(key)?;
         cache.remove(&key);
         Ok(())
     }

@@ -8,32 +8,18 @@ use std::{
     time::Duration,
 };
 
-#[cfg(feature = "tokio")]
-use std::borrow::Borrow;
-
 use super::{Lifetime, TtlCache};
 use crate::{
     clock::Now,
-    flight::{self, Answer, Began, Flight, Found, Landing, Led, Outcome},
+    flight::{self, Answer, Began, Flight, Found, Landing, Launched, Outcome},
     removal::Removals,
     shard::Write,
-    sync::{Arc, block_on},
+    sync::{self, block_on},
     trace::LoadSpan,
 };
 
-/// The leader of a load of one of a cache's keys.
-pub(crate) type KeyLeader<K, V, S> = flight::Leader<KeyLanding<K, V, S>, V>;
-
-#[cfg(feature = "tokio")]
-/// Whether a refresh starts whatever the entry's age, or only if it is still due for one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refresh {
-    /// Now: an explicit `refresh`.
-    Always,
-    /// Only if the entry is live and past its refresh time once the shard is locked: another
-    /// reader's refresh may just have landed.
-    IfStale,
-}
+/// The leader of a load of one of a cache's keys (`door.rs` pairs it with its key).
+pub(super) type Leader<K, V, S> = flight::Leader<KeyLanding<K, V, S>, V>;
 
 impl<K, V, S> TtlCache<K, V, S>
 where
@@ -224,7 +210,7 @@ where
                 let init = init
                     .take()
                     .expect("a caller leads at most once: it returns then");
-                Led::Here(span.clone().wrap(leader.run(self.timed(init))))
+                Launched::Here(span.clone().wrap(leader.run(self.timed(init))))
             },
         )
         .await;
@@ -238,7 +224,7 @@ where
 
     /// Finds the key's live value or the load to join, or starts a load, taking the key, that
     /// the caller now leads. Counts nothing: the caller decides what the lookup was.
-    pub(crate) fn start(&self, hash: u64, key: &mut Option<K>) -> Found<V, KeyLeader<K, V, S>> {
+    pub(super) fn start(&self, hash: u64, key: &mut Option<K>) -> Found<V, Leader<K, V, S>> {
         let now = Now::lazy(&self.inner.timeline);
         // Declared before the lock: removals are reported after it.
         #[cfg(feature = "redis")]
@@ -269,33 +255,10 @@ where
         }
     }
 
-    /// Starts a reload of `key` that leaves its current value live, unless a load of the key
-    /// is already pending, or, with [`Refresh::IfStale`], unless its entry is due for one.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn start_refresh(
-        &self,
-        hash: u64,
-        key: K,
-        refresh: Refresh,
-    ) -> Option<KeyLeader<K, V, S>> {
-        let now = Now::lazy(&self.inner.timeline);
-        let stale_at = (refresh == Refresh::IfStale).then_some(&now);
-        let began = self.began();
-        let flight = self.shard(hash).write().start_refresh(
-            hash,
-            key,
-            stale_at,
-            began,
-            &self.inner.hasher,
-        )?;
-        self.inner.counters.refresh();
-        Some(self.leader(hash, flight))
-    }
-
     /// Whether a load starting now begins while the cache may serve (rule 3 of
     /// `redis/mod.rs`).
     #[inline]
-    fn began(&self) -> Began {
+    pub(super) fn began(&self) -> Began {
         #[cfg(feature = "redis")]
         if !self.may_serve() {
             return Began::Untrusted;
@@ -303,7 +266,7 @@ where
         Began::Trusted
     }
 
-    fn leader(&self, hash: u64, flight: Arc<Flight<V>>) -> KeyLeader<K, V, S> {
+    pub(super) fn leader(&self, hash: u64, flight: sync::Arc<Flight<V>>) -> Leader<K, V, S> {
         let landing = KeyLanding {
             cache: self.clone(),
             hash,
@@ -313,7 +276,7 @@ where
 
     /// `load`, with the time it took counted in the stats as a load that succeeded or failed.
     /// The clock is read exactly (`Timeline::precise_now`): the ticker's steps are too coarse.
-    pub(crate) async fn timed<T, X>(
+    pub(super) async fn timed<T, X>(
         &self,
         load: impl Future<Output = Result<T, X>>,
     ) -> Result<T, X> {
@@ -324,58 +287,6 @@ where
         self.inner.counters.load(result.is_ok(), took);
         crate::trace::load_finished(result.is_ok(), took);
         result
-    }
-
-    /// Whether `flight`'s load is still pending in the key's shard: no write detached it.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn is_pending(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
-        self.shard(hash).read().is_pending(hash, flight)
-    }
-
-    /// Runs `record` under the key's shard read lock if `flight`'s load is still pending
-    /// there, so that a write detaching it comes wholly before or after. `record` must not
-    /// block or call into the cache (it is an atomic store, for the memory of failures).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn while_pending(&self, hash: u64, flight: &Arc<Flight<V>>, record: impl FnOnce()) {
-        let shard = self.shard(hash).read();
-        if shard.is_pending(hash, flight) {
-            record();
-        }
-    }
-
-    /// Removes the key's entry if `flight`'s load is still pending (no write detached it), in
-    /// one critical section: a load that found the key gone (a batch loader's `NotFound`)
-    /// takes the old value with it. The listener hears `Explicit`.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn remove_while_pending(&self, hash: u64, key: &K, flight: &Arc<Flight<V>>) {
-        let now = Now::lazy(&self.inner.timeline);
-        let mut removals = self.removals();
-        let mut shard = self.shard(hash).write();
-        let removed = if shard.is_pending(hash, flight) {
-            shard.remove(hash, key, &now)
-        } else {
-            None
-        };
-        drop(shard);
-        if let Some((key, value, cause)) = removed {
-            removals.push(key, value, cause);
-        }
-    }
-
-    /// Whether a load of `key` is pending (under the shard's read lock).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.shard(hash).read().is_loading(hash, key)
-    }
-
-    /// Counts a miss of a lookup made through [`read`](Self::read) or [`start`](Self::start).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn record_miss(&self) {
-        self.inner.counters.miss();
     }
 }
 
@@ -396,7 +307,11 @@ where
     where
         Self: 'a;
 
-    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Removals<'a, K, V> {
+    fn store<'a>(
+        &'a self,
+        flight: &sync::Arc<Flight<V>>,
+        outcome: &Outcome<V>,
+    ) -> Removals<'a, K, V> {
         let cache = &self.cache;
         let now = Now::lazy(&cache.inner.timeline);
         let mut removals = cache.removals();
@@ -426,7 +341,7 @@ where
         removals
     }
 
-    fn abandon(&self, flight: &Arc<Flight<V>>) {
+    fn abandon(&self, flight: &sync::Arc<Flight<V>>) {
         let key = self
             .cache
             .shard(self.hash)

@@ -2,9 +2,10 @@
 //!
 //! This file holds the type and the operations on one key; `all.rs` those on every entry
 //! (`len`, `clear`, `retain`, `iter`, ...), `load.rs` the `get_or_*` front door to the
-//! single-flight engine (`flight/`), `compute.rs` `compute` and `upsert`, `coherent.rs` its
-//! part in its replicas' coherence (feature `redis`), and `snapshot.rs` snapshots (feature
-//! `serde`).
+//! single-flight engine (`flight/`) and where a load lands, `door.rs` the seam that
+//! `LoadingCache` (`loading/`) goes through, and nothing else of `cache/` (feature `tokio`),
+//! `compute.rs` `compute` and `upsert`, `coherent.rs` its part in its replicas' coherence
+//! (feature `redis`), and `snapshot.rs` snapshots (feature `serde`).
 //!
 //! Rules:
 //! 1. A hit takes one shard's read lock and writes only atomics: the entry's policy mark (once),
@@ -24,6 +25,8 @@ mod all;
 #[cfg(feature = "redis")]
 mod coherent;
 mod compute;
+#[cfg(feature = "tokio")]
+mod door;
 mod load;
 #[cfg(feature = "serde")]
 mod snapshot;
@@ -37,28 +40,27 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(feature = "redis")]
-pub(crate) use coherent::Coherent;
 pub use compute::Op;
 #[cfg(feature = "tokio")]
-pub(crate) use load::KeyLeader;
-#[cfg(feature = "tokio")]
-pub(crate) use load::Refresh;
+pub(crate) use door::{KeyLeader, Refresh, TaskDoor};
 #[cfg(feature = "serde")]
 pub use snapshot::CacheSnapshot;
 
+/// Whether a hit is due for a refresh: read through `door.rs` by `loading/`.
+pub(crate) use crate::shard::Freshness;
+
 use crate::{
     DefaultHashBuilder,
-    builder::{CacheBuilder, Settings},
     clock::{Now, Tick, Timeline},
     expiry::Expiries,
     hash,
     policy::Climber,
     policy::SlotIndex,
     removal::{Listener, Removals},
-    shard::{Freshness, Shard, Timed, Write},
+    settings::{CacheSettings, Weigher},
+    shard::{Shard, Timed, Write},
     stats::Counters,
-    sync::{Arc, AtomicU8, Mutex, Ordering, RwLock},
+    sync::{self, AtomicU8, Mutex, Ordering, RwLock},
     trace::{KeyFormat, ShownKey},
 };
 
@@ -81,6 +83,7 @@ pub(crate) enum Stored<K, V> {
     No,
     /// Not stored by a coherent cache that bypasses: handed back, to be dropped after the
     /// lock.
+    // Built only by coherent caches; the variant stays so that `Stored` keeps its types.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     HandedBack(Write<K, V>),
 }
@@ -91,17 +94,19 @@ impl<K, V> Stored<K, V> {
     }
 }
 
-/// A bit of [`Inner::slow_hits`]: hits ask the `Expiry`. Set for a cache with one, and
+/// A bit of [`CacheInner::slow_hits`]: hits ask the `Expiry`. Set for a cache with one, and
 /// cleared once a hit finds its `expire_after_read` to be the default (`expiry.rs`).
 const READS_EXPIRE: u8 = 1;
 
-/// A bit of [`Inner::slow_hits`]: hits check that the cache may serve now. Set for a coherent
-/// cache that bypasses while unhealthy ([`Unhealthy::Bypass`](crate::redis::Unhealthy)).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+/// A bit of [`CacheInner::slow_hits`]: hits check that the cache may serve now. Set for a
+/// coherent cache that bypasses while unhealthy ([`Unhealthy::Bypass`]).
+///
+/// [`Unhealthy::Bypass`]: crate::redis::Unhealthy::Bypass
+#[cfg(feature = "redis")]
 const READS_NEED_TRUST: u8 = 2;
 
-/// The bits of [`Inner::slow_hits`] a cache built with `settings` starts with.
-fn slow_hits<K, V, S>(settings: &Settings<K, V, S>) -> u8 {
+/// The bits of [`CacheInner::slow_hits`] a cache built with `settings` starts with.
+fn slow_hits<K, V, S>(settings: &CacheSettings<K, V, S>) -> u8 {
     let expire = if settings.expiry.is_some() {
         READS_EXPIRE
     } else {
@@ -122,9 +127,6 @@ fn slow_hits<K, V, S>(settings: &Settings<K, V, S>) -> u8 {
     expire | trust
 }
 
-/// How a cache weighs entries against its capacity.
-pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-
 /// A thread-safe, sharded map with expiry, a hard capacity bound and single-flight loading.
 ///
 /// A `TtlCache` is a cheap handle: clones share one cache. Values are returned as clones,
@@ -144,13 +146,13 @@ pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 /// assert_eq!(name, "Grace");
 /// ```
 pub struct TtlCache<K, V, S = DefaultHashBuilder> {
-    inner: Arc<Inner<K, V, S>>,
+    inner: sync::Arc<CacheInner<K, V, S>>,
 }
 
 /// A shard behind its lock, on cache lines of its own.
 type LockedShard<K, V> = CachePadded<RwLock<Shard<K, V>>>;
 
-struct Inner<K, V, S> {
+struct CacheInner<K, V, S> {
     shards: Box<[LockedShard<K, V>]>,
     hasher: S,
     timeline: Timeline,
@@ -171,7 +173,7 @@ struct Inner<K, V, S> {
     key_format: Option<KeyFormat<K>>,
     /// The replicas' coherence this cache takes part in (`coherent.rs`).
     #[cfg(feature = "redis")]
-    coherence: Option<coherent::Coherent<K>>,
+    coherence: Option<crate::redis::Coherent<K>>,
 }
 
 impl<K, V, S> TtlCache<K, V, S>
@@ -186,7 +188,9 @@ where
     ///
     /// [`BuildError::CoherentNameTaken`](crate::BuildError::CoherentNameTaken), from
     /// [`join_coherence`](Self::join_coherence).
-    pub(crate) fn from_settings(settings: Settings<K, V, S>) -> Result<Self, crate::BuildError> {
+    pub(crate) fn from_settings(
+        settings: CacheSettings<K, V, S>,
+    ) -> Result<Self, crate::BuildError> {
         let count = settings.shards as u64;
         let counts = match settings.expiry {
             Some(_) => Timed::All,
@@ -210,7 +214,7 @@ where
             .collect();
         let slow = slow_hits(&settings);
         let cache = Self {
-            inner: Arc::new(Inner {
+            inner: sync::Arc::new(CacheInner {
                 shards,
                 hasher: settings.hasher,
                 timeline: Timeline::new(settings.clock),
@@ -242,59 +246,11 @@ where
         let Some(name) = self.inner.name.clone() else {
             return;
         };
-        let inner = Arc::downgrade(&self.inner);
-        crate::metrics::register(Box::new(move || {
-            let Some(inner) = inner.upgrade() else {
-                return false;
-            };
+        crate::metrics::report_while_alive(&crate::metrics::CACHE, &self.inner, move |inner| {
             let cache = Self { inner };
             let entries = cache.len();
             crate::metrics::cache(&name, &cache.stats(), entries, cache.weighted_size());
-            true
-        }));
-    }
-}
-
-impl<K, V> TtlCache<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// A cache of at most `max_capacity` entries, each living `time_to_live` after its write.
-    ///
-    /// `Duration::MAX` means entries never expire. For other settings use [`builder`](Self::builder).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let cache = ttlcache::TtlCache::new(1_000, Duration::from_secs(30));
-    /// cache.insert(1, "one");
-    /// assert_eq!(cache.get(&1), Some("one"));
-    /// ```
-    #[must_use]
-    pub fn new(max_capacity: u64, time_to_live: Duration) -> Self {
-        Self::builder()
-            .max_capacity(max_capacity)
-            .time_to_live(time_to_live)
-            .build()
-            .expect("the default shard count fits every capacity")
-    }
-
-    /// A builder for a cache with other settings: weigher, time to idle, listener, clock.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let cache = ttlcache::TtlCache::<String, u64>::builder()
-    ///     .max_capacity(100)
-    ///     .build()
-    ///     .unwrap();
-    /// # drop(cache);
-    /// ```
-    pub fn builder() -> CacheBuilder<K, V> {
-        CacheBuilder::new()
+        });
     }
 }
 
@@ -438,7 +394,7 @@ where
     /// A hit, counted as one, and whether the entry is due for a refresh; a miss is left to
     /// the caller to count.
     #[inline]
-    pub(crate) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, Freshness)>
+    pub(super) fn read<Q>(&self, hash: u64, key: &Q) -> Option<(V, Freshness)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -671,7 +627,7 @@ impl<K, V, S> TtlCache<K, V, S> {
 impl<K, V, S> Clone for TtlCache<K, V, S> {
     fn clone(&self) -> Self {
         Self {
-            inner: Arc::clone(&self.inner),
+            inner: sync::Arc::clone(&self.inner),
         }
     }
 }

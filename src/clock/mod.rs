@@ -13,14 +13,14 @@ mod ticker;
 #[path = "ticker_loom.rs"]
 mod ticker;
 
-pub(crate) use tick::{Now, Tick, TimeSource, Timeline, saturating_nanos};
+pub(crate) use tick::{Now, Tick, TimeSource, Timeline};
 
 use std::{
     fmt,
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{self, AtomicU64, Ordering};
 
 /// A source of the current time for expiry decisions.
 ///
@@ -144,7 +144,7 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Clone)]
 pub struct ManualClock {
-    shared: Arc<ManualTime>,
+    shared: sync::Arc<ManualTime>,
 }
 
 struct ManualTime {
@@ -170,7 +170,7 @@ impl ManualClock {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            shared: Arc::new(ManualTime {
+            shared: sync::Arc::new(ManualTime {
                 origin: Instant::now(),
                 wall_origin: SystemTime::now(),
                 elapsed_nanos: AtomicU64::new(0),
@@ -307,6 +307,13 @@ impl Clock for TokioClock {
 #[cfg(feature = "tokio")]
 pub(crate) fn tokio_timer_enabled() -> bool {
     std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
+/// A duration in whole nanoseconds, saturating at `u64::MAX`: here, below the ticks
+/// (`tick.rs`) and the ticker (`ticker.rs`) that both count in them.
+#[inline]
+pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(all(test, not(ttlcache_loom)))]

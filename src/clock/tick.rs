@@ -14,7 +14,7 @@ use std::{
 #[cfg(feature = "serde")]
 use std::time::SystemTime;
 
-use super::{Clock, SystemClock, ticker::TICKER};
+use super::{Clock, SystemClock, saturating_nanos, ticker::TICKER};
 
 /// A point in a cache's time: nanoseconds since the cache's epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,12 +61,6 @@ impl Tick {
     pub(crate) fn since(self, earlier: Tick) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
-}
-
-/// A duration in whole nanoseconds, saturating at `u64::MAX`.
-#[inline]
-pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The clock a cache was built with, as the cache keeps it.

@@ -34,7 +34,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::tick::saturating_nanos;
+use super::saturating_nanos;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// How often the thread publishes the time.

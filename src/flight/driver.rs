@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use super::{Flight, Landing, Leader, Outcome};
-use crate::sync::Arc;
+use super::{Flight, Leads, Outcome};
+use crate::sync;
 
 const RECURSIVE_LOAD: &str = "ttlcache: a load asked for its own key (a `get_or_*` call from its \
      `init`, a `LoadingCache` loader or an `AsyncLazy` initializer); it would wait for itself \
@@ -15,7 +15,7 @@ pub(crate) enum Found<V, L> {
     /// A live value.
     Value(V),
     /// A load in progress, to wait for.
-    Join(Arc<Flight<V>>),
+    Join(sync::Arc<Flight<V>>),
     /// Nothing: the caller leads a new load, with this leader.
     Lead(L),
 }
@@ -30,8 +30,8 @@ pub(crate) enum Run {
     Here,
 }
 
-/// How a front door ran a load the caller leads.
-pub(crate) enum Led<F> {
+/// How a front door launched a load the caller leads.
+pub(crate) enum Launched<F> {
     /// In the call: [`join_or_lead`] awaits the load and returns its result.
     Here(F),
     /// In a task: the caller waits on the load's flight like any other waiter.
@@ -68,12 +68,12 @@ impl<V, X> Answer<V, X> {
 ///
 /// If the load to join is led by this thread (rule 6).
 pub(crate) async fn join_or_lead<V, L, X, F>(
-    mut find: impl FnMut() -> Found<V, Leader<L, V>>,
-    mut lead: impl FnMut(Leader<L, V>, Run) -> Led<F>,
+    mut find: impl FnMut() -> Found<V, L>,
+    mut lead: impl FnMut(L, Run) -> Launched<F>,
 ) -> Answer<V, X>
 where
     V: Clone,
-    L: Landing<V>,
+    L: Leads<V>,
     X: Send + Sync + 'static,
     F: Future<Output = Result<V, std::sync::Arc<X>>>,
 {
@@ -86,10 +86,10 @@ where
                 (flight, false)
             }
             Found::Lead(leader) => {
-                let flight = Arc::clone(leader.flight());
+                let flight = sync::Arc::clone(leader.flight());
                 match lead(leader, run) {
-                    Led::Here(load) => return Answer::Led(load.await),
-                    Led::Spawned => (flight, true),
+                    Launched::Here(load) => return Answer::Led(load.await),
+                    Launched::Spawned => (flight, true),
                 }
             }
         };

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{Flight, LEADING, Outcome, SharedError};
-use crate::sync::Arc;
+use crate::sync;
 
 /// Where a leader's load lands: the store its value goes into, and the pending load it ends.
 pub(crate) trait Landing<V> {
@@ -22,33 +22,51 @@ pub(crate) trait Landing<V> {
 
     /// Ends `flight`'s pending load and, unless a write detached it (rule 5), stores a
     /// loaded value.
-    fn store<'a>(&'a self, flight: &Arc<Flight<V>>, outcome: &Outcome<V>) -> Self::Receipt<'a>;
+    fn store<'a>(
+        &'a self,
+        flight: &sync::Arc<Flight<V>>,
+        outcome: &Outcome<V>,
+    ) -> Self::Receipt<'a>;
 
     /// Ends `flight`'s pending load without storing anything.
-    fn abandon(&self, flight: &Arc<Flight<V>>);
+    fn abandon(&self, flight: &sync::Arc<Flight<V>>);
+}
+
+/// What leads a flight: a [`Leader`], or a front door's wrapper of one. [`join_or_lead`]
+/// waits on its flight once the door has run or spawned it.
+///
+/// [`join_or_lead`]: super::join_or_lead
+pub(crate) trait Leads<V> {
+    /// The flight this leader settles, for others to wait on.
+    fn flight(&self) -> &sync::Arc<Flight<V>>;
+}
+
+impl<L: Landing<V>, V> Leads<V> for Leader<L, V> {
+    fn flight(&self) -> &sync::Arc<Flight<V>> {
+        &self.flight
+    }
 }
 
 /// The leader of a load: settles its flight exactly once (rule 2), storing the outcome
 /// through its [`Landing`] first (rule 3), or abandons the flight when dropped unsettled: a
 /// panic in the load, a cancelled future, a spawned load that never ran (rule 4).
 pub(crate) struct Leader<L: Landing<V>, V> {
+    /// Stores the outcome before the flight settles (rule 3), or ends the pending load
+    /// before an abandoned flight settles (rule 4).
     landing: L,
-    flight: Arc<Flight<V>>,
+    flight: sync::Arc<Flight<V>>,
+    /// Whether `run` settled the flight; if not, dropping the leader abandons it (rules 2
+    /// and 4).
     settled: bool,
 }
 
 impl<L: Landing<V>, V> Leader<L, V> {
-    pub(crate) fn new(landing: L, flight: Arc<Flight<V>>) -> Self {
+    pub(crate) fn new(landing: L, flight: sync::Arc<Flight<V>>) -> Self {
         Self {
             landing,
             flight,
             settled: false,
         }
-    }
-
-    /// The flight this leader settles, for others to wait on.
-    pub(crate) fn flight(&self) -> &Arc<Flight<V>> {
-        &self.flight
     }
 
     /// Runs `load` as the leader (rule 6), then stores its outcome and settles the flight.
@@ -81,7 +99,10 @@ impl<L: Landing<V>, V> Leader<L, V> {
 /// Polls `load` with each of `flights` marked as led by whichever thread polls it (rule 6):
 /// a batch's loader call, which leads the loads of all its keys at once.
 #[cfg(feature = "tokio")]
-pub(crate) async fn leading_all<V, F: Future>(flights: &[Arc<Flight<V>>], load: F) -> F::Output {
+pub(crate) async fn leading_all<V, F: Future>(
+    flights: &[sync::Arc<Flight<V>>],
+    load: F,
+) -> F::Output {
     let ids: Vec<usize> = flights.iter().map(|flight| flight.id()).collect();
     leading(&ids, load).await
 }
@@ -161,14 +182,14 @@ mod tests {
         where
             Self: 'a;
 
-        fn store(&self, _: &Arc<Flight<u8>>, outcome: &Outcome<u8>) {
+        fn store(&self, _: &sync::Arc<Flight<u8>>, outcome: &Outcome<u8>) {
             self.stored.set(Some(match outcome {
                 Outcome::Loaded(value) => Ok(*value),
                 _ => Err(()),
             }));
         }
 
-        fn abandon(&self, _: &Arc<Flight<u8>>) {
+        fn abandon(&self, _: &sync::Arc<Flight<u8>>) {
             self.abandoned.set(true);
         }
     }
@@ -177,7 +198,7 @@ mod tests {
     fn a_flight_is_led_by_this_thread_only_while_its_load_is_polled() {
         let log = Log::default();
         let flight = Flight::<u8>::new();
-        let leader = Leader::new(&log, Arc::clone(&flight));
+        let leader = Leader::new(&log, sync::Arc::clone(&flight));
         assert!(!flight.is_led_by_this_thread());
         let inside =
             block_on(leader.run(async { Ok::<_, ()>(u8::from(flight.is_led_by_this_thread())) }));
@@ -194,7 +215,7 @@ mod tests {
     fn a_leader_dropped_before_it_lands_abandons_its_flight() {
         let log = Log::default();
         let flight = Flight::<u8>::new();
-        drop(Leader::new(&log, Arc::clone(&flight)));
+        drop(Leader::new(&log, sync::Arc::clone(&flight)));
         assert!(log.abandoned.get());
         assert_eq!(log.stored.get(), None);
         assert!(matches!(

@@ -7,13 +7,14 @@ use std::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;
 
 use super::Flight;
-use crate::sync::Arc;
+use crate::sync;
 
 /// A load in progress for one key: the key lives here until the leader stores its value.
 struct PendingLoad<K, V> {
     key: K,
-    flight: Arc<Flight<V>>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    flight: sync::Arc<Flight<V>>,
+    /// Whether the load may serve a caller that comes while its cache may not serve.
+    #[cfg(feature = "redis")]
     began: Began,
 }
 
@@ -24,12 +25,14 @@ struct PendingLoad<K, V> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Began {
     Trusted,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg(feature = "redis")]
     Untrusted,
 }
 
 /// A shard's pending loads. Single-threaded: it lives under the shard's lock.
 pub(crate) struct Loads<K, V> {
+    /// At most one pending load per key (rule 1 of `flight/mod.rs`); a write to the key
+    /// removes its entry (rule 5).
     table: HashTable<PendingLoad<K, V>>,
 }
 
@@ -43,7 +46,7 @@ impl<K, V> Default for Loads<K, V> {
 
 impl<K: Hash + Eq, V> Loads<K, V> {
     /// The flight of the pending load for `key`, if there is one.
-    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<&Arc<Flight<V>>>
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<&sync::Arc<Flight<V>>>
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
@@ -60,11 +63,15 @@ impl<K: Hash + Eq, V> Loads<K, V> {
         key: K,
         began: Began,
         hasher: &impl BuildHasher,
-    ) -> Arc<Flight<V>> {
+    ) -> sync::Arc<Flight<V>> {
+        // Without coherence, every load begins trusted.
+        #[cfg(not(feature = "redis"))]
+        let Began::Trusted = began;
         let flight = Flight::new();
         let pending = PendingLoad {
             key,
-            flight: Arc::clone(&flight),
+            flight: sync::Arc::clone(&flight),
+            #[cfg(feature = "redis")]
             began,
         };
         self.table
@@ -74,17 +81,17 @@ impl<K: Hash + Eq, V> Loads<K, V> {
 
     /// Whether `flight`'s load is still pending (no write detached it).
     #[cfg(feature = "tokio")]
-    pub(crate) fn contains(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
+    pub(crate) fn contains(&self, hash: u64, flight: &sync::Arc<Flight<V>>) -> bool {
         self.table
-            .find(hash, |pending| Arc::ptr_eq(&pending.flight, flight))
+            .find(hash, |pending| sync::Arc::ptr_eq(&pending.flight, flight))
             .is_some()
     }
 
     /// Ends `flight`'s load, handing back its key, unless a write detached it (rule 5).
-    pub(crate) fn finish(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
+    pub(crate) fn finish(&mut self, hash: u64, flight: &sync::Arc<Flight<V>>) -> Option<K> {
         let entry = self
             .table
-            .find_entry(hash, |pending| Arc::ptr_eq(&pending.flight, flight))
+            .find_entry(hash, |pending| sync::Arc::ptr_eq(&pending.flight, flight))
             .ok()?;
         Some(entry.remove().0.key)
     }

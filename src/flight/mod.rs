@@ -1,5 +1,24 @@
 //! Single flight: one load per key, however many callers ask for it at once.
 //!
+//! Words, as every file of the crate uses them:
+//! - **flight**: one load in progress, what its waiters wait on ([`Flight`]); it **settles**
+//!   once, as loaded, failed or abandoned, and waking every waiter.
+//! - **pending load**: a flight registered under its key where the values are (a shard's
+//!   [`Loads`], a lazy's slot), so that later callers find it.
+//! - **lead**: to run a flight's load. The **leader** ([`Leader`]) is what leads: it runs the
+//!   load, lands the outcome and settles the flight. `KeyLeader` (`cache/door.rs`) is a
+//!   cache key's leader with its key, `LazyLeader` (`lazy/`) a lazy's. [`Leads`] is what
+//!   [`join_or_lead`] asks of either.
+//! - **landing**: where a leader's outcome is stored, and its pending load ended
+//!   ([`Landing`]): the key's shard, or the lazy's slot.
+//! - **front door**: a way callers come in to this engine: `TtlCache::get_or_*`
+//!   (`cache/load.rs`), `LoadingCache` (`loading/`, through `cache/door.rs`) and `AsyncLazy`
+//!   (`lazy/`). Each calls [`join_or_lead`], and says where a load it leads runs ([`Run`])
+//!   and how it was launched ([`Launched`]).
+//! - **detach**: what a write does to a key's pending load (rule 5): the load goes on for its
+//!   waiters, but its landing finds it gone and stores nothing.
+//! - **join**: to wait on a pending load instead of leading one.
+//!
 //! One engine serves the three front doors (`TtlCache::get_or_*`, `LoadingCache::get`,
 //! `AsyncLazy`): each keeps its pending loads where its values are, under the same lock, and
 //! calls [`join_or_lead`] with two closures: how to find a value, a load to join or a new load
@@ -41,13 +60,13 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-pub(crate) use driver::{Answer, Found, Led, Run, join_or_lead};
+pub(crate) use driver::{Answer, Found, Launched, Run, join_or_lead};
 #[cfg(feature = "tokio")]
 pub(crate) use leader::leading_all;
-pub(crate) use leader::{Landing, Leader, catch_panic};
+pub(crate) use leader::{Landing, Leader, Leads, catch_panic};
 pub(crate) use loads::{Began, Loads};
 
-use crate::sync::{Arc, Mutex, thread_local};
+use crate::sync::{self, Mutex, thread_local};
 
 /// An error of any type, shared by the waiters of a failed load.
 pub(crate) type SharedError = std::sync::Arc<dyn Any + Send + Sync>;
@@ -62,6 +81,8 @@ pub(crate) enum Outcome<V> {
 
 /// One load in progress: what its waiters wait on.
 pub(crate) struct Flight<V> {
+    /// `Running` until the flight settles, then `Settled` for good (rule 2): the first
+    /// outcome is the only one, and settling takes every waiter's waker.
     state: Mutex<State<V>>,
 }
 
@@ -70,12 +91,12 @@ enum State<V> {
         waiters: Vec<(u64, Waker)>,
         next_waiter: u64,
     },
-    Settled(Arc<Outcome<V>>),
+    Settled(sync::Arc<Outcome<V>>),
 }
 
 impl<V> Flight<V> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new() -> sync::Arc<Self> {
+        sync::Arc::new(Self {
             state: Mutex::new(State::Running {
                 waiters: Vec::new(),
                 next_waiter: 0,
@@ -91,7 +112,7 @@ impl<V> Flight<V> {
                 State::Settled(_) => return,
                 State::Running { waiters, .. } => {
                     let waiters = std::mem::take(waiters);
-                    *state = State::Settled(Arc::new(outcome));
+                    *state = State::Settled(sync::Arc::new(outcome));
                     waiters
                 }
             }
@@ -112,9 +133,9 @@ impl<V> Flight<V> {
     }
 
     /// A future that resolves to the outcome once the flight settles.
-    fn wait(flight: &Arc<Self>) -> Wait<V> {
+    fn wait(flight: &sync::Arc<Self>) -> Wait<V> {
         Wait {
-            flight: Arc::clone(flight),
+            flight: sync::Arc::clone(flight),
             waiter: None,
         }
     }
@@ -133,12 +154,12 @@ impl<V> Flight<V> {
 
 /// Waits for a flight to settle. Dropping it (a cancelled waiter) unregisters its waker.
 struct Wait<V> {
-    flight: Arc<Flight<V>>,
+    flight: sync::Arc<Flight<V>>,
     waiter: Option<u64>,
 }
 
 impl<V> Future for Wait<V> {
-    type Output = Arc<Outcome<V>>;
+    type Output = sync::Arc<Outcome<V>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -146,7 +167,7 @@ impl<V> Future for Wait<V> {
         match &mut *state {
             State::Settled(outcome) => {
                 this.waiter = None;
-                Poll::Ready(Arc::clone(outcome))
+                Poll::Ready(sync::Arc::clone(outcome))
             }
             State::Running {
                 waiters,
@@ -181,7 +202,8 @@ impl<V> Drop for Wait<V> {
 }
 
 thread_local! {
-    /// The flights whose load this thread is polling, innermost last.
+    /// The flights whose load this thread is polling, innermost last: a caller on this thread
+    /// that would join one of them panics instead (rule 6).
     // loom's `thread_local!` takes no `const` initializer.
     #[allow(clippy::missing_const_for_thread_local)]
     static LEADING: RefCell<Vec<usize>> = RefCell::new(Vec::new());

@@ -4,9 +4,9 @@ use std::{convert::Infallible, fmt, sync::Arc, time::Duration};
 
 #[cfg(feature = "tokio")]
 use super::refresh;
-use super::{AsyncLazy, Init, Shared};
+use super::{AsyncLazy, Init, LazyInner};
 #[cfg(feature = "tokio")]
-use crate::builder::{Timer, tokio_runtime};
+use crate::runtime::{self, Timer};
 use crate::{
     builder::{Durations, check_durations},
     clock::{Clock, TimeSource, Timeline},
@@ -195,7 +195,7 @@ where
         })?;
         #[cfg(feature = "tokio")]
         let runtime = match self.refresh_every {
-            Some(_) => Some(tokio_runtime("refresh_every", Timer::Needed)?),
+            Some(_) => Some(runtime::built_in("refresh_every", Timer::Needed)?),
             None => None,
         };
         #[cfg(feature = "redis")]
@@ -203,7 +203,7 @@ where
             crate::builder::check_coherent_name(&link.name)?;
         }
         let lazy = AsyncLazy {
-            shared: Arc::new(Shared {
+            inner: Arc::new(LazyInner {
                 init: self.init,
                 value: ArcCell::empty(),
                 first: WeakOnce::new(),
@@ -224,7 +224,7 @@ where
         #[cfg(feature = "redis")]
         lazy.join_coherence();
         #[cfg(feature = "tokio")]
-        if let (Some(period), Some(runtime)) = (self.refresh_every, &lazy.shared.runtime) {
+        if let (Some(period), Some(runtime)) = (self.refresh_every, &lazy.inner.runtime) {
             drop(runtime.spawn(refresh::refresh_periodically(lazy.downgrade(), period)));
         }
         Ok(lazy)

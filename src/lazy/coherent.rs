@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{AsyncLazy, Shared};
-use crate::redis::{CoherenceError, Member, Undecodable};
+use super::{AsyncLazy, LazyInner};
+use crate::redis::{CoherenceError, Link, Member, Undecodable};
 
 impl<T, E> AsyncLazy<T, E>
 where
@@ -14,9 +14,9 @@ where
 {
     /// Registers the lazy with its coherence, if it has one.
     pub(super) fn join_coherence(&self) {
-        if let Some(link) = &self.shared.coherent {
+        if let Some(link) = &self.inner.coherent {
             let member = LazyMember {
-                lazy: Arc::downgrade(&self.shared),
+                lazy: Arc::downgrade(&self.inner),
             };
             // A lazy takes any marker of its name: it shares a name with anything.
             let joined = link.coherence.register(&link.name, None, Arc::new(member));
@@ -57,7 +57,7 @@ where
     /// ```
     pub async fn invalidate_everywhere(&self) -> Result<(), CoherenceError> {
         let link = self
-            .shared
+            .inner
             .coherent
             .as_ref()
             .ok_or(CoherenceError::NotCoherent)?;
@@ -66,20 +66,18 @@ where
     }
 }
 
-impl<T, E> Shared<T, E> {
+impl<T, E> LazyInner<T, E> {
     /// Whether the value may be served and kept now (rule 3 of `redis/mod.rs`); always, for
     /// a lazy that is not coherent.
     #[inline]
     pub(super) fn may_serve(&self) -> bool {
-        self.coherent
-            .as_ref()
-            .is_none_or(|link| link.coherence.may_serve())
+        Link::may_serve(self.coherent.as_ref())
     }
 }
 
 /// What the coherence holds of a lazy: a weak reference, so a dropped lazy leaves.
 struct LazyMember<T, E> {
-    lazy: Weak<Shared<T, E>>,
+    lazy: Weak<LazyInner<T, E>>,
 }
 
 impl<T, E> Member for LazyMember<T, E>
@@ -93,8 +91,8 @@ where
     }
 
     fn flush(&self) {
-        if let Some(shared) = self.lazy.upgrade() {
-            AsyncLazy { shared }.invalidate();
+        if let Some(inner) = self.lazy.upgrade() {
+            AsyncLazy { inner }.invalidate();
         }
     }
 

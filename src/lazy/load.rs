@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use super::{AsyncLazy, Current, Loaded, Shared};
+use super::{AsyncLazy, Current, LazyInner, Loaded};
 use crate::{
     clock::Tick,
     error::LoadError,
-    flight::{self, Flight, Found, Landing, Led, Outcome, Run, catch_panic},
+    flight::{self, Flight, Found, Landing, Launched, Outcome, Run, catch_panic},
     sync::{self, Ordering},
 };
 
 /// The leader of a lazy's load.
-pub(crate) type LazyLeader<T, E> = flight::Leader<Arc<Shared<T, E>>, Arc<T>>;
+pub(crate) type LazyLeader<T, E> = flight::Leader<Arc<LazyInner<T, E>>, Arc<T>>;
 
 /// What a load is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +34,10 @@ where
             || self.find(wanted),
             |leader, run| match run {
                 Run::Anywhere => match self.spawn(leader) {
-                    Ok(()) => Led::Spawned,
-                    Err(leader) => Led::Here(self.run(leader)),
+                    Ok(()) => Launched::Spawned,
+                    Err(leader) => Launched::Here(self.run(leader)),
                 },
-                Run::Here => Led::Here(self.run(leader)),
+                Run::Here => Launched::Here(self.run(leader)),
             },
         )
         .await;
@@ -47,7 +47,7 @@ where
     /// Under the `pending` lock: a current value (unless a reload is wanted), the pending
     /// load, or a new load to lead (rule 2).
     pub(crate) fn find(&self, wanted: Wanted) -> Found<Arc<T>, LazyLeader<T, E>> {
-        let mut pending = self.shared.pending.lock();
+        let mut pending = self.inner.pending.lock();
         if wanted == Wanted::Current {
             if let Current::Fresh(value) | Current::Stale(value) = self.current() {
                 return Found::Value(value);
@@ -64,11 +64,11 @@ where
     pub(super) fn refresh_in_background(&self) {
         #[cfg(feature = "tokio")]
         {
-            if self.shared.runtime().is_none() {
+            if self.inner.runtime().is_none() {
                 return;
             }
             let leader = {
-                let mut pending = self.shared.pending.lock();
+                let mut pending = self.inner.pending.lock();
                 // Still stale once locked: a refresh may just have landed.
                 if pending.is_some() || !matches!(self.current(), Current::Stale(_)) {
                     return;
@@ -85,13 +85,13 @@ where
     fn begin_load(&self, pending: &mut Option<sync::Arc<Flight<Arc<T>>>>) -> LazyLeader<T, E> {
         let flight = Flight::new();
         *pending = Some(sync::Arc::clone(&flight));
-        flight::Leader::new(Arc::clone(&self.shared), flight)
+        flight::Leader::new(Arc::clone(&self.inner), flight)
     }
 
     /// Runs the load as a task on a tokio runtime, or hands the leader back if there is none.
     fn spawn(&self, leader: LazyLeader<T, E>) -> Result<(), LazyLeader<T, E>> {
         #[cfg(feature = "tokio")]
-        if let Some(runtime) = self.shared.runtime() {
+        if let Some(runtime) = self.inner.runtime() {
             let this = self.clone();
             drop(runtime.spawn(async move {
                 // The outcome reaches the callers through the flight.
@@ -105,7 +105,7 @@ where
     /// Runs the initializer as the leader of the load, then keeps and shares its outcome.
     async fn run(&self, leader: LazyLeader<T, E>) -> Result<Arc<T>, std::sync::Arc<LoadError<E>>> {
         let init = async {
-            match catch_panic(async { (self.shared.init)().await }).await {
+            match catch_panic(async { (self.inner.init)().await }).await {
                 Ok(Ok(value)) => {
                     crate::trace::lazy_loaded();
                     Ok(Arc::new(value))
@@ -145,7 +145,7 @@ impl<T, E> Default for Replaced<T, E> {
     }
 }
 
-impl<T, E> Shared<T, E> {
+impl<T, E> LazyInner<T, E> {
     /// Keeps `value`, loaded at `loaded_at`, as the current one, then tells subscribers (in
     /// that order, so a woken subscriber reads the new value). The caller holds `pending`,
     /// which keeps the notifications in the order of the stores.
@@ -185,16 +185,14 @@ impl<T, E> Shared<T, E> {
     }
 
     /// The runtime loads run on: the caller's, or outside one, the one `refresh_every` was
-    /// built in.
+    /// built in (`runtime.rs`).
     #[cfg(feature = "tokio")]
     fn runtime(&self) -> Option<tokio::runtime::Handle> {
-        tokio::runtime::Handle::try_current()
-            .ok()
-            .or_else(|| self.runtime.clone())
+        crate::runtime::for_load(self.runtime.as_ref())
     }
 }
 
-impl<T, E> Landing<Arc<T>> for Arc<Shared<T, E>>
+impl<T, E> Landing<Arc<T>> for Arc<LazyInner<T, E>>
 where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,

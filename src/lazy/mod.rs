@@ -89,11 +89,11 @@ type Init<T, E> = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, E>> + Se
 /// # }
 /// ```
 pub struct AsyncLazy<T, E = Infallible> {
-    shared: Arc<Shared<T, E>>,
+    inner: Arc<LazyInner<T, E>>,
 }
 
 /// What every handle of one lazy shares.
-pub(crate) struct Shared<T, E> {
+pub(crate) struct LazyInner<T, E> {
     init: Init<T, E>,
     value: ArcCell<Loaded<T>>,
     /// The first value kept, weakly (it does not outlive its replacement), while no other
@@ -103,13 +103,17 @@ pub(crate) struct Shared<T, E> {
     /// Set by every write after the first (and by every invalidation), before it takes
     /// effect: from then on readers read `value`.
     replaced: AtomicBool,
+    /// The flight of the one load that may run (rule 2); its mutex is held while a load's
+    /// value is stored, and `invalidate` and `set` empty it to detach the load (rule 4).
     pending: Mutex<Option<sync::Arc<Flight<Arc<T>>>>>,
     timeline: Timeline,
     time_to_live: Option<Duration>,
     refresh_after: Option<Duration>,
+    /// The last load's failure, cleared by a success; the value is kept (rule 5).
     last_error: Mutex<Option<LoadError<E>>>,
     #[cfg(feature = "tokio")]
     updates: tokio::sync::watch::Sender<Option<Arc<T>>>,
+    /// The runtime `refresh_every` was built in, where loads run outside any (`runtime.rs`).
     #[cfg(feature = "tokio")]
     runtime: Option<tokio::runtime::Handle>,
     /// The replicas' coherence this value takes part in (`coherent.rs`).
@@ -136,11 +140,11 @@ enum Current<T> {
 /// check itself; the load (a larger future) is boxed only when there is none.
 struct TryGet<'a, T, E> {
     lazy: &'a AsyncLazy<T, E>,
-    loading: Option<Loading<'a, T, E>>,
+    loading: Option<LoadFuture<'a, T, E>>,
 }
 
 /// A load in progress, boxed.
-type Loading<'a, T, E> = Pin<Box<dyn Future<Output = Result<Arc<T>, LoadError<E>>> + Send + 'a>>;
+type LoadFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<Arc<T>, LoadError<E>>> + Send + 'a>>;
 
 impl<T, E> Future for TryGet<'_, T, E>
 where
@@ -372,10 +376,10 @@ where
     /// ```
     pub fn invalidate(&self) {
         let old = {
-            let mut pending = self.shared.pending.lock();
+            let mut pending = self.inner.pending.lock();
             *pending = None;
-            self.shared.replaced.store(true, Ordering::Release);
-            self.shared.value.swap(None)
+            self.inner.replaced.store(true, Ordering::Release);
+            self.inner.value.swap(None)
         };
         // Dropped unlocked: the value's `Drop` may call into this lazy.
         drop(old);
@@ -427,11 +431,11 @@ where
     /// # }
     /// ```
     pub fn set(&self, value: T) {
-        let loaded_at = self.shared.loaded_now();
+        let loaded_at = self.inner.loaded_now();
         let replaced = {
-            let mut pending = self.shared.pending.lock();
+            let mut pending = self.inner.pending.lock();
             *pending = None;
-            self.shared.keep(Arc::new(value), loaded_at)
+            self.inner.keep(Arc::new(value), loaded_at)
         };
         drop(replaced);
     }
@@ -449,7 +453,7 @@ where
     /// # }
     /// ```
     pub fn last_error(&self) -> Option<LoadError<E>> {
-        self.shared.last_error.lock().clone()
+        self.inner.last_error.lock().clone()
     }
 
     /// A receiver that sees each new value: loaded, refreshed or set.
@@ -471,37 +475,37 @@ where
     /// ```
     #[cfg(feature = "tokio")]
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<Arc<T>>> {
-        self.shared.updates.subscribe()
+        self.inner.updates.subscribe()
     }
 
     /// What a reader finds, by the clock when deadlines are set.
     #[inline]
     fn current(&self) -> Current<T> {
-        let shared = &*self.shared;
+        let inner = &*self.inner;
         #[cfg(feature = "redis")]
-        if !shared.may_serve() {
+        if !inner.may_serve() {
             return Current::Missing;
         }
-        if !shared.has_deadlines()
-            && !shared.replaced.load(Ordering::Acquire)
-            && let Some(first) = shared.first.upgrade()
+        if !inner.has_deadlines()
+            && !inner.replaced.load(Ordering::Acquire)
+            && let Some(first) = inner.first.upgrade()
         {
             return Current::Fresh(first);
         }
-        shared.value.read(|loaded| {
+        inner.value.read(|loaded| {
             let Some(loaded) = loaded else {
                 return Current::Missing;
             };
-            if !shared.has_deadlines() {
+            if !inner.has_deadlines() {
                 return Current::Fresh(Arc::clone(&loaded.value));
             }
-            let now = shared.timeline.now();
+            let now = inner.timeline.now();
             let passed = |after: Option<Duration>| {
                 after.is_some_and(|after| loaded.loaded_at.after(after).has_passed(now))
             };
-            if passed(shared.time_to_live) {
+            if passed(inner.time_to_live) {
                 Current::Missing
-            } else if passed(shared.refresh_after) {
+            } else if passed(inner.refresh_after) {
                 Current::Stale(Arc::clone(&loaded.value))
             } else {
                 Current::Fresh(Arc::clone(&loaded.value))
@@ -510,7 +514,7 @@ where
     }
 }
 
-impl<T, E> Shared<T, E> {
+impl<T, E> LazyInner<T, E> {
     /// Whether the value can go stale or expire: only then is the clock read (rule 1).
     #[inline]
     fn has_deadlines(&self) -> bool {
@@ -530,18 +534,18 @@ impl<T, E> Shared<T, E> {
 impl<T, E> Clone for AsyncLazy<T, E> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
 impl<T, E> fmt::Debug for AsyncLazy<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let loaded = self.shared.value.read(|loaded| loaded.is_some());
+        let loaded = self.inner.value.read(|loaded| loaded.is_some());
         f.debug_struct("AsyncLazy")
             .field("loaded", &loaded)
-            .field("time_to_live", &self.shared.time_to_live)
-            .field("refresh_after", &self.shared.refresh_after)
+            .field("time_to_live", &self.inner.time_to_live)
+            .field("refresh_after", &self.inner.refresh_after)
             .finish_non_exhaustive()
     }
 }

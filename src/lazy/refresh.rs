@@ -2,15 +2,15 @@
 //! timer, backs off after failures, and holds only a weak reference between ticks.
 
 use std::{
-    sync::{Arc, Weak},
+    sync::{self, Weak},
     time::Duration,
 };
 
-use super::{AsyncLazy, Shared};
+use super::{AsyncLazy, LazyInner};
 use crate::jitter::Jitter;
 
 /// The `refresh_every` task: reloads every `period`, sooner after a failure (rule 6).
-pub(super) async fn refresh_periodically<T, E>(shared: Weak<Shared<T, E>>, period: Duration)
+pub(super) async fn refresh_periodically<T, E>(inner: Weak<LazyInner<T, E>>, period: Duration)
 where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
@@ -23,7 +23,7 @@ where
             failures => jitter.spread(retry_delay(period, failures)),
         };
         tokio::time::sleep(delay).await;
-        failures = match tick(&shared).await {
+        failures = match tick(&inner).await {
             None => return,
             Some(true) => 0,
             Some(false) => failures.saturating_add(1),
@@ -33,21 +33,21 @@ where
 
 impl<T, E> AsyncLazy<T, E> {
     /// A weak reference to the shared state: what the `refresh_every` task holds.
-    pub(crate) fn downgrade(&self) -> Weak<Shared<T, E>> {
-        Arc::downgrade(&self.shared)
+    pub(crate) fn downgrade(&self) -> Weak<LazyInner<T, E>> {
+        sync::Arc::downgrade(&self.inner)
     }
 }
 
 /// One tick of the `refresh_every` task: reloads, if any handle is left. Returns whether the
 /// reload succeeded, or `None` if the lazy is gone. The strong reference it takes lives only
 /// as long as the reload.
-pub(crate) async fn tick<T, E>(shared: &Weak<Shared<T, E>>) -> Option<bool>
+pub(crate) async fn tick<T, E>(inner: &Weak<LazyInner<T, E>>) -> Option<bool>
 where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
     let lazy = AsyncLazy {
-        shared: shared.upgrade()?,
+        inner: inner.upgrade()?,
     };
     Some(lazy.refresh().await.is_ok())
 }

@@ -34,12 +34,12 @@ use std::{
     time::Duration,
 };
 
-use super::{Lead, LoadingCache};
+use super::LoadingCache;
 use crate::{
     cache::KeyLeader,
     error::LoadError,
-    flight::{Flight, leading_all},
-    sync::{Arc, Mutex},
+    flight::{Flight, Leads, leading_all},
+    sync::{self, Mutex},
     trace::LoadSpan,
 };
 
@@ -47,19 +47,18 @@ use crate::{
 type BatchFuture<K, V, E> = Pin<Box<dyn Future<Output = Result<HashMap<K, V>, E>> + Send>>;
 
 /// What a load's callers get: its value, or its error as all of them share it.
-type Answer<V, E> = Result<V, std::sync::Arc<LoadError<E>>>;
+type Reply<V, E> = Result<V, std::sync::Arc<LoadError<E>>>;
 
 /// What lands a key's load with the outcome of its batch, and answers with what its callers
 /// get: its leader, behind a closure. Dropped unrun, it abandons the load.
 type Lander<V, E> = Box<
-    dyn FnOnce(Result<V, LoadError<E>>) -> Pin<Box<dyn Future<Output = Answer<V, E>> + Send>>
-        + Send,
+    dyn FnOnce(Result<V, LoadError<E>>) -> Pin<Box<dyn Future<Output = Reply<V, E>> + Send>> + Send,
 >;
 
 /// A load as a batch gathers it.
 pub(crate) struct Gathered<K, V, E> {
     key: K,
-    flight: Arc<Flight<V>>,
+    flight: sync::Arc<Flight<V>>,
     land: Lander<V, E>,
 }
 
@@ -94,14 +93,18 @@ where
 {
     /// Joins loads this cache leads to the gathering batch, and spawns the tasks the join
     /// asks for: one per batch that filled up, and a dispatcher for a new gathering (rule 1).
-    pub(super) fn launch_batched(&self, batcher: &Batcher<K, V, E>, leads: Vec<Lead<K, V, S>>) {
-        if leads.is_empty() {
+    pub(super) fn launch_batched(
+        &self,
+        batcher: &Batcher<K, V, E>,
+        leaders: Vec<KeyLeader<K, V, S>>,
+    ) {
+        if leaders.is_empty() {
             return;
         }
         // Made before the gathering's lock is taken: `K::clone` is the user's code.
-        let gathered: Vec<_> = leads
+        let gathered: Vec<_> = leaders
             .into_iter()
-            .map(|(leader, hash, key)| self.gathered(leader, hash, key))
+            .map(|leader| self.gathered(leader))
             .collect();
         let Joined { full, dispatch } = batcher.gathering.join(gathered);
         for batch in full {
@@ -126,11 +129,13 @@ where
     }
 
     /// Runs a batch this cache's batcher gathered.
-    async fn run_gathered(&self, batch: Vec<Gathered<K, V, E>>) -> Vec<Answer<V, E>> {
-        match &self.shared.loader {
-            super::Loader::Batch(batcher) => self.run_batch(batcher, batch).await,
-            super::Loader::Single(_) => unreachable!("only a batch loader gathers batches"),
-        }
+    async fn run_gathered(&self, batch: Vec<Gathered<K, V, E>>) -> Vec<Reply<V, E>> {
+        let batcher = self
+            .inner
+            .loader
+            .batcher()
+            .expect("only a batch loader gathers batches");
+        self.run_batch(batcher, batch).await
     }
 
     /// Runs a batch (rule 3): one loader call for its keys, whose outcome settles each of its
@@ -139,7 +144,7 @@ where
         &self,
         batcher: &Batcher<K, V, E>,
         batch: Vec<Gathered<K, V, E>>,
-    ) -> Vec<Answer<V, E>> {
+    ) -> Vec<Reply<V, E>> {
         if batch.is_empty() {
             return Vec::new();
         }
@@ -153,11 +158,12 @@ where
                 .collect();
             let flights: Vec<_> = batch
                 .iter()
-                .map(|gathered| Arc::clone(&gathered.flight))
+                .map(|gathered| sync::Arc::clone(&gathered.flight))
                 .collect();
             let span = LoadSpan::batch(self.cache.name(), keys.len());
             let load = async move { (batcher.load)(keys).await };
-            let timed = self.cache.timed(leading_all(&flights, self.guarded(load)));
+            let door = self.door();
+            let timed = door.timed(leading_all(&flights, self.guarded(load)));
             span.wrap(timed).await
         };
         let mut answers = Vec::with_capacity(batch.len());
@@ -174,24 +180,21 @@ where
     /// A load this cache leads, as a batch gathers it. Its lander remembers a failure (rule 4
     /// of `loading/mod.rs`), removes the key's entry on `NotFound` (rule 4), then lands and
     /// settles the load.
-    pub(super) fn gathered(
-        &self,
-        leader: KeyLeader<K, V, S>,
-        hash: u64,
-        key: K,
-    ) -> Gathered<K, V, E> {
+    pub(super) fn gathered(&self, leader: KeyLeader<K, V, S>) -> Gathered<K, V, E> {
         let this = self.clone();
-        let flight = Arc::clone(leader.flight());
-        let landed_key = key.clone();
+        let flight = sync::Arc::clone(leader.flight());
+        let key = leader.key().clone();
         let land: Lander<V, E> = Box::new(move |result| {
             Box::pin(async move {
-                let flight = Arc::clone(leader.flight());
-                let remembered_as = this.shared.errors.as_ref().map(|_| landed_key.clone());
+                let hash = leader.hash();
+                let flight = sync::Arc::clone(leader.flight());
+                let remembered_as = this.inner.errors.as_ref().map(|_| leader.key().clone());
                 this.remember_outcome(remembered_as, &result, hash, &flight);
                 if let Err(LoadError::NotFound) = result {
-                    this.cache.remove_while_pending(hash, &landed_key, &flight);
+                    this.door()
+                        .remove_while_pending(hash, leader.key(), &flight);
                 }
-                leader.run(async { result }).await
+                leader.run(|_| async { result }).await
             })
         });
         Gathered { key, flight, land }
@@ -209,9 +212,9 @@ struct Dispatcher<K, V, E, S> {
 impl<K, V, E, S> Dispatcher<K, V, E, S> {
     /// The batch, if no one took it yet.
     fn take(&self) -> Vec<Gathered<K, V, E>> {
-        match &self.cache.shared.loader {
-            super::Loader::Batch(batcher) => batcher.gathering.take(self.generation),
-            super::Loader::Single(_) => Vec::new(),
+        match self.cache.inner.loader.batcher() {
+            Some(batcher) => batcher.gathering.take(self.generation),
+            None => Vec::new(),
         }
     }
 }
@@ -225,11 +228,11 @@ impl<K, V, E, S> Drop for Dispatcher<K, V, E, S> {
 /// The batch now gathering: the loads that joined it, until a dispatcher or a full batch takes
 /// them (rule 1).
 pub(crate) struct Gathering<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Batch<T>>,
     max_batch_size: usize,
 }
 
-struct State<T> {
+struct Batch<T> {
     items: Vec<T>,
     /// Counts the batches taken: a dispatcher takes the batch of the generation it was
     /// started for, or nothing if that one was taken full.
@@ -252,7 +255,7 @@ impl<T> Gathering<T> {
             "the builder refuses a zero max_batch_size"
         );
         Self {
-            state: Mutex::new(State {
+            state: Mutex::new(Batch {
                 items: Vec::new(),
                 generation: 0,
             }),
@@ -292,7 +295,7 @@ impl<T> Gathering<T> {
     }
 }
 
-impl<T> State<T> {
+impl<T> Batch<T> {
     fn take(&mut self) -> Vec<T> {
         self.generation += 1;
         mem::take(&mut self.items)

@@ -11,10 +11,11 @@ use std::{
 
 use crate::{
     TtlCache,
-    builder::Settings,
+    cache::TaskDoor,
     error::{BuildError, LoadError},
     flight::Flight,
-    sync::{AtomicBool, Ordering},
+    settings::CacheSettings,
+    sync::{self, AtomicBool, Ordering},
 };
 
 /// Failures remembered for `error_ttl`, by key.
@@ -27,10 +28,10 @@ where
 {
     /// A memory as large as the cache `settings` describe, whose failures last `error_ttl`.
     pub(super) fn new<V, S>(
-        settings: &Settings<K, V, S>,
+        settings: &CacheSettings<K, V, S>,
         error_ttl: Duration,
     ) -> Result<Self, BuildError> {
-        TtlCache::from_settings(Settings {
+        TtlCache::from_settings(CacheSettings {
             shards: settings.shards,
             max_capacity: settings.max_capacity,
             weigher: None,
@@ -82,12 +83,13 @@ where
     /// so before the load lands and becomes visible as gone.
     pub(super) fn record<V, S>(
         &self,
-        cache: &TtlCache<K, V, S>,
+        cache: &TaskDoor<'_, K, V, S>,
         key: K,
         result: &Result<V, LoadError<E>>,
         hash: u64,
-        flight: &crate::sync::Arc<Flight<V>>,
+        flight: &sync::Arc<Flight<V>>,
     ) where
+        K: Clone,
         V: Clone + Send + Sync + 'static,
         S: BuildHasher,
     {

@@ -29,74 +29,42 @@
 //!    awaits another load of the same cache while all permits are taken waits forever.)
 //! 6. A batch loader's leaders gather into batches instead of calling a loader each:
 //!    `batch.rs`.
+//!
+//! This file holds the type and its public methods; `task.rs` the loader and the tasks that
+//! run loads (rules 1, 2, 4 and 5), `batch.rs` batch loading, `failures.rs` the memory of
+//! failures, and `coherent.rs` its part in its replicas' coherence (feature `redis`). All of
+//! `cache/` that this folder uses beyond the public API is `cache/door.rs`.
 
 mod batch;
+#[cfg(feature = "redis")]
+mod coherent;
 mod failures;
+mod task;
 
-use batch::Batcher;
 /// For the loom models of the gathering.
 #[cfg(ttlcache_loom)]
 pub(crate) use batch::{Gathering, Joined};
 use failures::Failures;
+pub(crate) use task::Loader;
 
 use std::{
     borrow::Borrow,
     collections::{HashMap, HashSet},
     fmt,
-    future::Future,
     hash::{BuildHasher, Hash},
-    pin::Pin,
     sync::Arc,
     time::Duration,
 };
 
-use tokio::{
-    runtime::Handle,
-    sync::{OwnedSemaphorePermit, Semaphore},
-};
+use tokio::{runtime::Handle, sync::Semaphore};
 
 use crate::{
     DefaultHashBuilder, TtlCache,
-    builder::{Loading, Settings},
-    cache::{KeyLeader, Refresh},
+    cache::{Freshness, KeyLeader, Refresh},
     error::LoadError,
-    flight::{self, Answer, Found, Led, Run, catch_panic},
-    shard::Freshness,
-    trace::LoadSpan,
+    flight::{self, Answer, Found, Launched, Run},
+    settings::{CacheSettings, LoadSettings},
 };
-
-/// A boxed loader future.
-type LoadFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
-
-/// A load this cache leads, with its key's hash and the key.
-type Lead<K, V, S> = (KeyLeader<K, V, S>, u64, K);
-
-/// How the cache loads: a key at a time, or in batches (`batch.rs`).
-pub(crate) enum Loader<K, V, E> {
-    Single(Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>),
-    Batch(Batcher<K, V, E>),
-}
-
-impl<K, V, E> Loader<K, V, E> {
-    /// A loader of one key at a time.
-    pub(crate) fn single<F, Fut>(loader: F) -> Self
-    where
-        F: Fn(K) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<V, E>> + Send + 'static,
-    {
-        Self::Single(Box::new(move |key| Box::pin(loader(key))))
-    }
-
-    /// A loader of batches of at most `max_batch_size` keys, gathered for `window` (`None`:
-    /// one yield to the runtime).
-    pub(crate) fn batch<F, Fut>(loader: F, window: Option<Duration>, max_batch_size: usize) -> Self
-    where
-        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<HashMap<K, V>, E>> + Send + 'static,
-    {
-        Self::Batch(Batcher::new(loader, window, max_batch_size))
-    }
-}
 
 /// A cache that loads missing values with a loader bound at build time, coalescing concurrent
 /// loads of a key into one, and refreshing entries in the background before they expire.
@@ -129,15 +97,18 @@ impl<K, V, E> Loader<K, V, E> {
 /// ```
 pub struct LoadingCache<K, V, E, S = DefaultHashBuilder> {
     cache: TtlCache<K, V, S>,
-    shared: Arc<Shared<K, V, E>>,
+    inner: Arc<LoadingInner<K, V, E>>,
 }
 
-struct Shared<K, V, E> {
+/// What the clones of a [`LoadingCache`] share beside the cache.
+struct LoadingInner<K, V, E> {
     loader: Loader<K, V, E>,
     load_timeout: Option<Duration>,
+    /// `max_concurrent_loads` (rule 5).
     permits: Option<Arc<Semaphore>>,
     /// Failures remembered for `error_ttl` (rule 4).
     errors: Option<Failures<K, E>>,
+    /// Where loads run when no caller's runtime is at hand (`runtime.rs`).
     runtime: Handle,
 }
 
@@ -149,9 +120,8 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     pub(crate) fn new(
-        settings: Settings<K, V, S>,
-        options: Loading,
-        runtime: Handle,
+        settings: CacheSettings<K, V, S>,
+        options: LoadSettings,
         loader: Loader<K, V, E>,
     ) -> Result<Self, crate::BuildError> {
         let errors = options
@@ -161,7 +131,7 @@ where
             .transpose()?;
         Ok(Self {
             cache: TtlCache::from_settings(settings)?,
-            shared: Arc::new(Shared {
+            inner: Arc::new(LoadingInner {
                 loader,
                 load_timeout: options.load_timeout,
                 permits: options.max_concurrent_loads.map(|permits| {
@@ -169,7 +139,7 @@ where
                     Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS)))
                 }),
                 errors,
-                runtime,
+                runtime: options.runtime,
             }),
         })
     }
@@ -215,11 +185,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let hash = self.cache.hash(key);
+        let hash = self.door().hash(key);
         if let Some(value) = self.read(hash, key) {
             return Ok(value);
         }
-        self.cache.record_miss();
+        self.door().record_miss();
         if let Some(error) = self.remembered_error(key) {
             return Err(error);
         }
@@ -279,28 +249,26 @@ where
         let mut found = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for key in keys {
-            let hash = self.cache.hash(&key);
+            let hash = self.door().hash(&key);
             if let Some(value) = self.read(hash, &key) {
                 found.insert(key, value);
                 continue;
             }
-            self.cache.record_miss();
+            self.door().record_miss();
             match self.remembered_error(&key) {
                 None => missing.push((hash, key)),
                 Some(LoadError::NotFound) => {}
                 Some(error) => return Err(error),
             }
         }
-        let leads: Vec<Lead<K, V, S>> = missing
+        let leaders: Vec<KeyLeader<K, V, S>> = missing
             .iter()
-            .filter_map(
-                |(hash, key)| match self.cache.start(*hash, &mut Some(key.clone())) {
-                    Found::Lead(leader) => Some((leader, *hash, key.clone())),
-                    Found::Value(_) | Found::Join(_) => None,
-                },
-            )
+            .filter_map(|(hash, key)| match self.door().start(*hash, key) {
+                Found::Lead(leader) => Some(leader),
+                Found::Value(_) | Found::Join(_) => None,
+            })
             .collect();
-        self.launch(leads);
+        self.launch(leaders);
         // Every load runs already: waiting for them one by one takes as long as the slowest.
         for (hash, key) in missing {
             match self.load(hash, key.clone()).await {
@@ -315,13 +283,13 @@ where
     /// The value of a missing key: joins its load, or leads one.
     async fn load(&self, hash: u64, key: K) -> Result<V, LoadError<E>> {
         let answer = flight::join_or_lead(
-            || self.cache.start(hash, &mut Some(key.clone())),
+            || self.door().start(hash, &key),
             |leader, run| match run {
                 Run::Anywhere => {
-                    self.launch(vec![(leader, hash, key.clone())]);
-                    Led::Spawned
+                    self.launch(vec![leader]);
+                    Launched::Spawned
                 }
-                Run::Here => Led::Here(self.run(leader, hash, key.clone())),
+                Run::Here => Launched::Here(self.run(leader)),
             },
         )
         .await;
@@ -355,9 +323,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let value = self.read(self.cache.hash(key), key);
+        let value = self.read(self.door().hash(key), key);
         if value.is_none() {
-            self.cache.record_miss();
+            self.door().record_miss();
         }
         value
     }
@@ -384,7 +352,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.cache.remove(key);
-        if let Some(errors) = &self.shared.errors {
+        if let Some(errors) = &self.inner.errors {
             errors.forget(key);
         }
     }
@@ -406,78 +374,9 @@ where
     /// ```
     pub fn invalidate_all(&self) {
         self.cache.clear();
-        if let Some(errors) = &self.shared.errors {
+        if let Some(errors) = &self.inner.errors {
             errors.clear();
         }
-    }
-
-    /// Removes the key's value and remembered failure here, then tells every replica to
-    /// remove both: see [`TtlCache::invalidate_everywhere`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TtlCache::invalidate_everywhere`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`TtlCache::invalidate_everywhere`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use ttlcache::{TtlCache, redis::Coherence};
-    ///
-    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
-    /// let users = TtlCache::builder()
-    ///     .coherent(&coherence, "users")
-    ///     .build_loading(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) })?;
-    /// users.invalidate_everywhere(&7).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(feature = "redis")]
-    pub async fn invalidate_everywhere(&self, key: &K) -> Result<(), crate::redis::CoherenceError>
-    where
-        K: ::redis::ToRedisArgs,
-    {
-        self.cache.coherent()?;
-        self.invalidate(key);
-        self.cache.send_invalidation(key).await
-    }
-
-    /// Removes every value and remembered failure here, then tells every replica to remove
-    /// theirs: see [`TtlCache::invalidate_all_everywhere`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TtlCache::invalidate_all_everywhere`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`TtlCache::invalidate_everywhere`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use ttlcache::{TtlCache, redis::Coherence};
-    ///
-    /// let coherence = Coherence::connect("redis://127.0.0.1/", "myapp").await?;
-    /// let rates = TtlCache::builder()
-    ///     .coherent(&coherence, "rates")
-    ///     .build_loading(|code: String| async move { Ok::<_, std::io::Error>(code.len()) })?;
-    /// rates.invalidate_all_everywhere().await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(feature = "redis")]
-    pub async fn invalidate_all_everywhere(&self) -> Result<(), crate::redis::CoherenceError> {
-        self.cache.coherent()?;
-        self.invalidate_all();
-        self.cache.send_invalidation_of_all().await
     }
 
     /// Starts a background reload of `key` now, whatever its age; readers keep the current
@@ -500,7 +399,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.start_refresh(self.cache.hash(key), key.to_owned(), Refresh::Always);
+        self.start_refresh(self.door().hash(key), key.to_owned(), Refresh::Always);
     }
 
     /// The cache underneath, for its other methods: `insert`, `len`, `stats`, `iter`, ...
@@ -545,9 +444,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let (value, freshness) = self.cache.read(hash, key)?;
+        let (value, freshness) = self.door().read(hash, key)?;
         if freshness == Freshness::DueForRefresh
-            && !self.cache.is_loading(hash, key)
+            && !self.door().is_loading(hash, key)
             && self.remembered_error(key).is_none()
         {
             self.start_refresh(hash, key.to_owned(), Refresh::IfStale);
@@ -557,9 +456,9 @@ where
 
     /// Starts a background reload (see [`Refresh`]).
     fn start_refresh(&self, hash: u64, key: K, refresh: Refresh) {
-        if let Some(leader) = self.cache.start_refresh(hash, key.clone(), refresh) {
-            crate::trace::refresh_started(self.cache.name(), self.cache.shown(&key));
-            self.launch(vec![(leader, hash, key)]);
+        if let Some(leader) = self.door().start_refresh(hash, key, refresh) {
+            crate::trace::refresh_started(self.cache.name(), self.door().shown(leader.key()));
+            self.launch(vec![leader]);
         }
     }
 
@@ -568,110 +467,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shared.errors.as_ref()?.recalled(key)
-    }
-
-    /// Runs loads this cache leads in the background: each as a task, or, with a batch
-    /// loader, in the batches they join (`batch.rs`).
-    fn launch(&self, leads: Vec<Lead<K, V, S>>) {
-        match &self.shared.loader {
-            Loader::Batch(batcher) => self.launch_batched(batcher, leads),
-            Loader::Single(_) => {
-                for (leader, hash, key) in leads {
-                    let this = self.clone();
-                    self.spawn(async move {
-                        // The outcome reaches the callers through the flight.
-                        let _ = this.run(leader, hash, key).await;
-                    });
-                }
-            }
-        }
-    }
-
-    /// Spawns `task` on the caller's runtime, or outside one, on the runtime the cache was
-    /// built in.
-    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let runtime = Handle::try_current().unwrap_or_else(|_| self.shared.runtime.clone());
-        drop(runtime.spawn(task));
-    }
-
-    /// Runs one load in the call: with a batch loader, as a batch of one key.
-    async fn run(
-        &self,
-        leader: KeyLeader<K, V, S>,
-        hash: u64,
-        key: K,
-    ) -> Result<V, std::sync::Arc<LoadError<E>>> {
-        let loader = match &self.shared.loader {
-            Loader::Single(loader) => loader,
-            Loader::Batch(batcher) => {
-                let batch = vec![self.gathered(leader, hash, key)];
-                let mut results = self.run_batch(batcher, batch).await;
-                return results.pop().expect("a batch of one key has one result");
-            }
-        };
-        let span = LoadSpan::new(self.cache.name(), self.cache.shown(&key));
-        let _permit = self.permit().await;
-        let flight = crate::sync::Arc::clone(leader.flight());
-        let load = async {
-            let remembered_as = self.shared.errors.as_ref().map(|_| key.clone());
-            let result = self
-                .cache
-                .timed(self.guarded(async move { loader(key).await }))
-                .await;
-            self.remember_outcome(remembered_as, &result, hash, &flight);
-            result
-        };
-        span.wrap(leader.run(load)).await
-    }
-
-    /// A permit of `max_concurrent_loads`, once one is free (rule 5).
-    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
-        let permits = self.shared.permits.as_ref()?;
-        let permit = Arc::clone(permits).acquire_owned().await;
-        Some(permit.expect("the load semaphore is never closed"))
-    }
-
-    /// With `error_ttl` (rule 4): forgets the key's remembered failure after a success,
-    /// remembers a failure.
-    pub(super) fn remember_outcome(
-        &self,
-        key: Option<K>,
-        result: &Result<V, LoadError<E>>,
-        hash: u64,
-        flight: &crate::sync::Arc<crate::flight::Flight<V>>,
-    ) {
-        if let (Some(errors), Some(key)) = (&self.shared.errors, key) {
-            errors.record(&self.cache, key, result, hash, flight);
-        }
-    }
-
-    /// Runs `load` (a loader's call and its future) within `load_timeout`, turning a panic
-    /// into [`LoadError::Panicked`], whether it comes from the loader's call or its future.
-    pub(super) async fn guarded<T>(
-        &self,
-        load: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, LoadError<E>> {
-        let limited = async {
-            match self.shared.load_timeout {
-                Some(limit) => tokio::time::timeout(limit, load).await.ok(),
-                None => Some(load.await),
-            }
-        };
-        match catch_panic(limited).await {
-            Ok(Some(Ok(value))) => Ok(value),
-            Ok(Some(Err(error))) => Err(LoadError::Failed(Arc::new(error))),
-            Ok(None) => {
-                if let Some(limit) = self.shared.load_timeout {
-                    crate::trace::load_timed_out(limit);
-                }
-                Err(LoadError::TimedOut)
-            }
-            Err(()) => {
-                crate::trace::loader_panicked();
-                Err(LoadError::Panicked)
-            }
-        }
+        self.inner.errors.as_ref()?.recalled(key)
     }
 }
 
@@ -679,7 +475,7 @@ impl<K, V, E, S> Clone for LoadingCache<K, V, E, S> {
     fn clone(&self) -> Self {
         Self {
             cache: self.cache.clone(),
-            shared: Arc::clone(&self.shared),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -688,8 +484,8 @@ impl<K, V, E, S> fmt::Debug for LoadingCache<K, V, E, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadingCache")
             .field("cache", &self.cache)
-            .field("load_timeout", &self.shared.load_timeout)
-            .field("error_ttl", &self.shared.errors.is_some())
+            .field("load_timeout", &self.inner.load_timeout)
+            .field("error_ttl", &self.inner.errors.is_some())
             .finish_non_exhaustive()
     }
 }

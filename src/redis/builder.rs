@@ -9,10 +9,10 @@ use std::{
 use redis::{Client, ConnectionInfo, IntoConnectionInfo};
 
 use super::{
-    Coherence, CoherenceError, Faults, Shared, Trust, Unhealthy, UnhealthyTime, marker, redact,
-    supervisor,
+    Coherence, CoherenceError, CoherenceInner, Faults, Trust, Unhealthy, UnhealthyTime, marker,
+    redact, supervisor,
 };
-use crate::sync::{Arc, AtomicU64, Mutex};
+use crate::sync::{self, AtomicU64, Mutex};
 
 /// Settings for a [`Coherence`], made by [`Coherence::builder`].
 ///
@@ -38,7 +38,7 @@ use crate::sync::{Arc, AtomicU64, Mutex};
 pub struct CoherenceBuilder {
     pub(super) url: String,
     pub(super) namespace: String,
-    pub(super) settings: Settings,
+    pub(super) settings: CoherenceSettings,
     /// Certificates for `rediss://` (feature `redis-tls`).
     #[cfg(feature = "redis-tls")]
     pub(super) tls: Tls,
@@ -60,14 +60,14 @@ const LONGEST_PING: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The settings the supervisor runs by.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
+pub(crate) struct CoherenceSettings {
     pub(crate) ping_every: Duration,
     pub(crate) lease: Duration,
     pub(crate) when_unhealthy: Unhealthy,
     pub(crate) max_backoff: Duration,
 }
 
-impl Default for Settings {
+impl Default for CoherenceSettings {
     fn default() -> Self {
         Self {
             ping_every: Duration::from_millis(500),
@@ -239,7 +239,7 @@ impl CoherenceBuilder {
                 namespace: self.namespace,
             });
         }
-        let Settings {
+        let CoherenceSettings {
             ping_every, lease, ..
         } = self.settings;
         if ping_every > lease / 2 {
@@ -270,15 +270,17 @@ impl CoherenceBuilder {
                 .build()
                 .map_err(no_thread)?,
         ));
-        let stop = Arc::new(tokio::sync::Notify::new());
+        let stop = sync::Arc::new(tokio::sync::Notify::new());
+        #[cfg(feature = "metrics")]
         static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let shared = Arc::new(Shared {
+        let inner = sync::Arc::new(CoherenceInner {
             prefix: marker::prefix(&self.namespace),
             namespace: self.namespace,
             settings: self.settings,
             trust: Trust::revoked(),
             info: info.clone(),
             faults: Mutex::new(Faults::default()),
+            #[cfg(feature = "metrics")]
             id: HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             runtime: runtime.get().handle().clone(),
             members: Mutex::new(HashMap::new()),
@@ -292,11 +294,11 @@ impl CoherenceBuilder {
                 before: Duration::ZERO,
                 since: Some(Instant::now()),
             }),
-            stop: Arc::clone(&stop),
+            stop: sync::Arc::clone(&stop),
         });
         // The thread lives as long as the supervisor: dropping the last handle aborts it, and
         // the runtime (the connection's own task with it) goes when the thread ends.
-        let supervised = Arc::downgrade(&shared);
+        let supervised = sync::Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("ttlcache-coherence".to_owned())
             .spawn({
@@ -306,7 +308,7 @@ impl CoherenceBuilder {
                 }
             })
             .map_err(no_thread)?;
-        let coherence = Coherence { shared };
+        let coherence = Coherence { inner };
         #[cfg(feature = "metrics")]
         coherence.report_metrics();
         Ok(coherence)

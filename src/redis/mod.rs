@@ -13,8 +13,10 @@
 //!   `fault.rs` the faults it tells apart, `queue.rs` the push queue it reads, `backoff.rs`
 //!   its waits between reconnections;
 //! - `trust.rs`: until when members may serve, checked where values are read;
+//! - `member.rs`: what caches and lazies keep of a coherence, and it of them;
 //! - `marker.rs`: marker keys, written and parsed;
 //! - `redact.rs`: passwords kept out of every message;
+//! - `metrics.rs`: a handle's report to the `metrics` facade (feature `metrics`);
 //! - `error.rs`: [`CoherenceError`].
 //!
 //! Rules:
@@ -48,16 +50,18 @@ mod builder;
 mod error;
 mod fault;
 mod marker;
+mod member;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod queue;
 mod redact;
 mod supervisor;
 mod trust;
 
 pub use builder::CoherenceBuilder;
-pub(crate) use builder::Settings;
+pub(crate) use builder::CoherenceSettings;
 pub use error::CoherenceError;
-
-pub(crate) use marker::decode;
+pub(crate) use member::{Coherent, Link, Member, Undecodable};
 
 use std::{
     collections::HashMap,
@@ -67,7 +71,7 @@ use std::{
 
 use redis::{ToRedisArgs, aio::MultiplexedConnection};
 
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{self, AtomicU64, Mutex, Ordering};
 use trust::Trust;
 
 /// What a coherent cache does while its [`Coherence`] is unhealthy (invalidations may have
@@ -159,7 +163,7 @@ pub struct Health {
 /// ```
 #[derive(Clone)]
 pub struct Coherence {
-    shared: Arc<Shared>,
+    inner: sync::Arc<CoherenceInner>,
 }
 
 impl Coherence {
@@ -204,7 +208,7 @@ impl Coherence {
         CoherenceBuilder {
             url: url.to_owned(),
             namespace: namespace.to_owned(),
-            settings: Settings::default(),
+            settings: CoherenceSettings::default(),
             #[cfg(feature = "redis-tls")]
             tls: builder::Tls::default(),
         }
@@ -228,7 +232,7 @@ impl Coherence {
     /// # }
     /// ```
     pub fn is_healthy(&self) -> bool {
-        self.shared.trust.holds()
+        self.inner.trust.holds()
     }
 
     /// Whether the handle is healthy, and if it is not, why: the last fault and the last
@@ -249,7 +253,7 @@ impl Coherence {
     /// # }
     /// ```
     pub fn health(&self) -> Health {
-        let faults = self.shared.faults.lock().clone();
+        let faults = self.inner.faults.lock().clone();
         Health {
             healthy: self.is_healthy(),
             last_fault: faults.fault,
@@ -271,39 +275,18 @@ impl Coherence {
     /// # }
     /// ```
     pub fn stats(&self) -> CoherenceStats {
-        let shared = &self.shared;
-        let unhealthy = *shared.unhealthy.lock();
+        let inner = &self.inner;
+        let unhealthy = *inner.unhealthy.lock();
         let current = unhealthy
             .since
             .map_or(Duration::ZERO, |since| since.elapsed());
         CoherenceStats {
-            sent: shared.sent.load(Ordering::Relaxed),
-            received: shared.received.load(Ordering::Relaxed),
-            flushes: shared.flushes.load(Ordering::Relaxed),
-            reconnects: shared.reconnects.load(Ordering::Relaxed),
+            sent: inner.sent.load(Ordering::Relaxed),
+            received: inner.received.load(Ordering::Relaxed),
+            flushes: inner.flushes.load(Ordering::Relaxed),
+            reconnects: inner.reconnects.load(Ordering::Relaxed),
             time_unhealthy: unhealthy.before + current,
         }
-    }
-
-    /// Has the process's metrics reporter report this handle for as long as one lives
-    /// (`metrics.rs`), labelled with its namespace.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn report_metrics(&self) {
-        let namespace = self.shared.namespace().to_owned();
-        let shared = Arc::downgrade(&self.shared);
-        crate::metrics::register(Box::new(move || {
-            let Some(shared) = shared.upgrade() else {
-                return false;
-            };
-            let coherence = Coherence { shared };
-            crate::metrics::coherence(
-                &namespace,
-                coherence.shared.id,
-                &coherence.stats(),
-                coherence.is_healthy(),
-            );
-            true
-        }));
     }
 
     /// Registers a member under `name`, for the supervisor to invalidate and flush; members
@@ -314,39 +297,39 @@ impl Coherence {
         &self,
         name: &str,
         key_type: Option<std::any::TypeId>,
-        member: Arc<dyn Member>,
+        member: sync::Arc<dyn Member>,
     ) -> bool {
-        let mut members = self.shared.members.lock();
+        let mut members = self.inner.members.lock();
         // A name whose members are all gone leaves the map with them.
         members.retain(|_, list| {
             list.retain(|member| member.is_alive());
             !list.is_empty()
         });
         let list = members.entry(name.to_owned()).or_default();
-        let clash = |other: &Arc<dyn Member>| matches!((key_type, other.key_type()), (Some(mine), Some(theirs)) if mine != theirs);
+        let clash = |other: &sync::Arc<dyn Member>| matches!((key_type, other.key_type()), (Some(mine), Some(theirs)) if mine != theirs);
         if list.iter().any(clash) {
             return false;
         }
         list.push(member);
-        self.shared.registrations.fetch_add(1, Ordering::AcqRel);
+        self.inner.registrations.fetch_add(1, Ordering::AcqRel);
         true
     }
 
     /// Whether trust holds now (`trust.rs`).
     #[inline]
     pub(crate) fn is_trusted(&self) -> bool {
-        self.shared.trust.holds()
+        self.inner.trust.holds()
     }
 
     /// Whether members serve what they hold while unhealthy (rule 3).
     pub(crate) fn serves_local(&self) -> bool {
-        self.shared.settings.when_unhealthy == Unhealthy::ServeLocal
+        self.inner.settings.when_unhealthy == Unhealthy::ServeLocal
     }
 
     /// Whether a member may serve what it holds, and store, now (rule 3).
     #[inline]
     pub(crate) fn may_serve(&self) -> bool {
-        self.shared.settings.when_unhealthy == Unhealthy::ServeLocal || self.shared.trust.holds()
+        self.inner.settings.when_unhealthy == Unhealthy::ServeLocal || self.inner.trust.holds()
     }
 
     /// Writes the marker of `key` in cache `name`: every replica removes the key.
@@ -355,36 +338,36 @@ impl Coherence {
         name: &str,
         key: &K,
     ) -> Result<(), CoherenceError> {
-        let marker = marker::of_key(&self.shared.prefix, name, key)
+        let marker = marker::of_key(&self.inner.prefix, name, key)
             .ok_or(CoherenceError::KeyNotOneArgument)?;
         self.send(marker).await
     }
 
     /// Writes the marker of all of cache `name`: every replica empties it.
     pub(crate) async fn send_all(&self, name: &str) -> Result<(), CoherenceError> {
-        self.send(marker::of_all(&self.shared.prefix, name)).await
+        self.send(marker::of_all(&self.inner.prefix, name)).await
     }
 
     /// Writes `marker` (and deletes it: `supervisor::write_marker`) on the handle's own
     /// runtime, so that it can be awaited from any executor, or none of tokio's.
     async fn send(&self, marker: Vec<u8>) -> Result<(), CoherenceError> {
         let mut connection = self
-            .shared
+            .inner
             .connection
             .lock()
             .clone()
             .ok_or(CoherenceError::Unavailable)?;
         let written = self
-            .shared
+            .inner
             .runtime
             .spawn(async move { supervisor::write_marker(&mut connection, &marker).await });
         written
             .await
             .map_err(|_| CoherenceError::Unavailable)?
             .map_err(|error| CoherenceError::Redis {
-                message: self.shared.scrubbed(&error.to_string()),
+                message: self.inner.scrubbed(&error.to_string()),
             })?;
-        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+        self.inner.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -392,11 +375,11 @@ impl Coherence {
 /// What every handle of one [`Coherence`] shares. The supervisor holds it weakly: when the
 /// last handle (and the last member's link) is dropped, it is dropped, and the supervisor
 /// with it.
-pub(crate) struct Shared {
+pub(crate) struct CoherenceInner {
     namespace: String,
     /// `<namespace>:inv:`, the tracked prefix every marker starts with (`marker.rs`).
     prefix: String,
-    settings: Settings,
+    settings: CoherenceSettings,
     /// Until when members may serve (`trust.rs`): the lease, enforced where values are read.
     /// It holds only while the supervisor is in Tracking (`supervisor.rs`, rule 1).
     trust: Trust,
@@ -405,13 +388,13 @@ pub(crate) struct Shared {
     /// The last fault and error, for [`Coherence::health`].
     faults: Mutex<Faults>,
     /// This handle among the process's, for its metrics series.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg(feature = "metrics")]
     id: u64,
     /// The handle's own runtime (its thread drives it): the supervisor and marker writes
     /// run there.
     runtime: tokio::runtime::Handle,
     /// The members by name: caches and lazies built `coherent` with this handle.
-    members: Mutex<HashMap<String, Vec<Arc<dyn Member>>>>,
+    members: Mutex<HashMap<String, Vec<sync::Arc<dyn Member>>>>,
     /// Members registered so far, for a flush to tell whether one came meanwhile.
     registrations: AtomicU64,
     /// The tracking connection while tracking is on; markers are written through it too.
@@ -422,7 +405,7 @@ pub(crate) struct Shared {
     reconnects: AtomicU64,
     unhealthy: Mutex<UnhealthyTime>,
     /// Told when the last handle goes: the supervisor stops (`supervisor::keep`).
-    stop: Arc<tokio::sync::Notify>,
+    stop: sync::Arc<tokio::sync::Notify>,
 }
 
 /// The last fault and error seen, as [`Health`] shows them.
@@ -442,7 +425,7 @@ struct UnhealthyTime {
     since: Option<Instant>,
 }
 
-impl Shared {
+impl CoherenceInner {
     /// The namespace, as metrics and tracing events name the handle.
     pub(crate) fn namespace(&self) -> &str {
         &self.namespace
@@ -479,47 +462,17 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for CoherenceInner {
     fn drop(&mut self) {
         self.stop.notify_one();
     }
 }
 
-/// A cache or lazy that a [`Coherence`] keeps coherent.
-pub(crate) trait Member: Send + Sync {
-    /// Removes the entry of the key whose marker bytes are `key`; `Err` if they encode no key
-    /// of this member's type.
-    fn invalidate(&self, key: &[u8]) -> Result<(), Undecodable>;
-    /// Removes every entry.
-    fn flush(&self);
-    /// Whether the cache or lazy is still there.
-    fn is_alive(&self) -> bool;
-    /// The type of a cache's keys; `None` for a lazy, which takes any marker of its name.
-    fn key_type(&self) -> Option<std::any::TypeId>;
-}
-
-/// Marker bytes that encode no key of the member's type.
-#[derive(Debug)]
-pub(crate) struct Undecodable;
-
-/// What a coherent cache keeps: its handle and name.
-#[derive(Clone)]
-pub(crate) struct Link {
-    pub(crate) coherence: Coherence,
-    pub(crate) name: String,
-}
-
 impl fmt::Debug for Coherence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coherence")
-            .field("namespace", &self.shared.namespace)
+            .field("namespace", &self.inner.namespace)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for Link {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("name", &self.name).finish()
     }
 }

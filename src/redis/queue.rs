@@ -5,8 +5,8 @@
 use redis::{PushInfo, Value};
 use tokio::sync::mpsc;
 
-use super::Shared;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, Weak};
+use super::CoherenceInner;
+use crate::sync::{self, AtomicBool, AtomicU64, Ordering, Weak};
 
 /// Pushes queued between the connection and the supervisor; past it, pushes are lost, and
 /// the loss is a fault.
@@ -28,7 +28,7 @@ pub(super) struct Queue {
     /// Told when a push is dropped, so that the supervisor acts at once.
     pub(super) dropped: tokio::sync::Notify,
     /// The handle, whose trust a dropped push revokes at once.
-    shared: Weak<Shared>,
+    inner: Weak<CoherenceInner>,
     /// Whether this queue's connection is the handle's current one: cleared when its
     /// tracking ends ([`Retired`]), so that an old connection kept alive a while (a write in
     /// flight) revokes nothing of a newer one's trust.
@@ -37,7 +37,7 @@ pub(super) struct Queue {
 
 /// Clears [`Queue::current`] when dropped: when tracking on the queue's connection ends, or
 /// never began.
-pub(super) struct Retired(pub(super) Arc<Queue>);
+pub(super) struct Retired(pub(super) sync::Arc<Queue>);
 
 impl Drop for Retired {
     fn drop(&mut self) {
@@ -46,13 +46,13 @@ impl Drop for Retired {
 }
 
 impl Queue {
-    pub(super) fn new(shared: Weak<Shared>) -> Self {
+    pub(super) fn new(inner: Weak<CoherenceInner>) -> Self {
         Self {
             pushes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             overflowed: AtomicBool::new(false),
             dropped: tokio::sync::Notify::new(),
-            shared,
+            inner,
             current: AtomicBool::new(true),
         }
     }
@@ -62,9 +62,9 @@ impl Queue {
     fn overflow(&self) {
         self.overflowed.store(true, Ordering::Release);
         if self.current.load(Ordering::Acquire)
-            && let Some(shared) = self.shared.upgrade()
+            && let Some(inner) = self.inner.upgrade()
         {
-            shared.trust.revoke();
+            inner.trust.revoke();
         }
         self.dropped.notify_one();
     }

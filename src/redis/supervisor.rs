@@ -62,12 +62,12 @@ use tokio::sync::mpsc;
 
 use super::fault::{Fault, Trouble};
 use super::{
-    Member, Shared,
+    CoherenceInner, Member,
     backoff::Backoff,
     marker,
     queue::{PUSH_QUEUE, Queue, Retired, enqueue, size_of},
 };
-use crate::sync::{Arc, Ordering, Weak};
+use crate::sync::{self, Ordering, Weak};
 
 /// Keys handed to members between two yields, so that pings and the connection's own task
 /// run while a large push is taken in.
@@ -89,7 +89,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(10);
 struct Tracking {
     connection: MultiplexedConnection,
     pushes: mpsc::Receiver<PushInfo>,
-    queue: Arc<Queue>,
+    queue: sync::Arc<Queue>,
     /// Retires the queue when tracking ends.
     _retired: Retired,
     /// Pushes taken from the queue so far.
@@ -107,13 +107,13 @@ const RESTART_AFTER: Duration = Duration::from_secs(1);
 /// started after [`RESTART_AFTER`].
 pub(super) fn keep(
     runtime: &tokio::runtime::Runtime,
-    shared: &Weak<Shared>,
+    inner: &Weak<CoherenceInner>,
     stop: &tokio::sync::Notify,
     client: &Client,
 ) {
     runtime.block_on(async {
         loop {
-            let mut task = tokio::spawn(crate::trace::carried(run(shared.clone(), client.clone())));
+            let mut task = tokio::spawn(crate::trace::carried(run(inner.clone(), client.clone())));
             let ended = tokio::select! {
                 () = stop.notified() => {
                     task.abort();
@@ -124,7 +124,7 @@ pub(super) fn keep(
             if !ended.is_err_and(|ended| ended.is_panic()) {
                 return;
             }
-            match shared.upgrade() {
+            match inner.upgrade() {
                 Some(strong) => strong.fault(&Fault::SupervisorPanicked.into()),
                 None => return,
             }
@@ -136,21 +136,21 @@ pub(super) fn keep(
     });
 }
 
-/// Runs until the handle is dropped (then `keep` stops it, or it finds `shared` gone).
-async fn run(shared: Weak<Shared>, client: Client) {
+/// Runs until the handle is dropped (then `keep` stops it, or it finds `inner` gone).
+async fn run(inner: Weak<CoherenceInner>, client: Client) {
     // However this task ends, the handle is left unhealthy and its members flushed, never
     // trusted with no one to hear invalidations.
-    let _guard = UnhealthyOnExit(shared.clone());
+    let _guard = UnhealthyOnExit(inner.clone());
     let mut backoff = Backoff::new();
     let mut connected_before = false;
     loop {
-        let Some(strong) = shared.upgrade() else {
+        let Some(strong) = inner.upgrade() else {
             return;
         };
         let settings = strong.settings;
         drop(strong);
-        let outcome = track(&client, &shared, settings.lease).await;
-        let Some(strong) = shared.upgrade() else {
+        let outcome = track(&client, &inner, settings.lease).await;
+        let Some(strong) = inner.upgrade() else {
             return;
         };
         match outcome {
@@ -162,10 +162,10 @@ async fn run(shared: Weak<Shared>, client: Client) {
                 strong.become_healthy(tracking.connection.clone(), tracking.asked_at);
                 drop(strong);
                 let tracked_since = Instant::now();
-                let Some(trouble) = serve(&shared, tracking).await else {
+                let Some(trouble) = serve(&inner, tracking).await else {
                     return;
                 };
-                let Some(strong) = shared.upgrade() else {
+                let Some(strong) = inner.upgrade() else {
                     return;
                 };
                 strong.become_unhealthy(Some(&trouble));
@@ -186,15 +186,15 @@ async fn run(shared: Weak<Shared>, client: Client) {
 /// Connects, with RESP3 and a push queue, turns tracking on and sees the probe's push.
 async fn track(
     client: &Client,
-    shared: &Weak<Shared>,
+    inner: &Weak<CoherenceInner>,
     lease: Duration,
 ) -> Result<Tracking, Trouble> {
-    let prefix = shared.upgrade().ok_or(Fault::Closed)?.prefix.clone();
+    let prefix = inner.upgrade().ok_or(Fault::Closed)?.prefix.clone();
     let wait = lease.min(LONGEST_WAIT);
     let (sender, mut pushes) = mpsc::channel(PUSH_QUEUE);
-    let queue = Arc::new(Queue::new(shared.clone()));
-    let retired = Retired(Arc::clone(&queue));
-    let queued = Arc::clone(&queue);
+    let queue = sync::Arc::new(Queue::new(inner.clone()));
+    let retired = Retired(sync::Arc::clone(&queue));
+    let queued = sync::Arc::clone(&queue);
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(wait))
         .set_response_timeout(Some(wait))
@@ -315,7 +315,7 @@ fn client_name(prefix: &str) -> String {
 
 /// Tracking: hands pushes to the members, pings, and credits pings with trust, until a
 /// fault that ends the connection (or the handle is gone: `None`).
-async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
+async fn serve(inner: &Weak<CoherenceInner>, tracking: Tracking) -> Option<Trouble> {
     let Tracking {
         connection,
         mut pushes,
@@ -324,7 +324,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
         mut taken,
         asked_at,
     } = tracking;
-    let settings = shared.upgrade()?.settings;
+    let settings = inner.upgrade()?.settings;
     let mut ticks = tokio::time::interval(settings.ping_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The evidence trust was last granted on (`trust.rs`, rule 1).
@@ -333,7 +333,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
     let mut answered: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut ping = Ping::default();
     loop {
-        let strong = shared.upgrade()?;
+        let strong = inner.upgrade()?;
         if let Some(fault) = doubt(&strong, &queue) {
             return Some(fault.into());
         }
@@ -346,7 +346,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                 Some(push) => {
                     taken += 1;
                     queue.bytes.fetch_sub(size_of(&push), Ordering::Relaxed);
-                    hand_over(shared, push).await?.err()
+                    hand_over(inner, push).await?.err()
                 }
             },
             answer = ping.answer() => match answer {
@@ -369,7 +369,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
             Some(fault) => {
                 // Nothing lost on the connection: take in the rest of the burst, then one
                 // flush covers it all, on the same connection, which stays published.
-                let strong = shared.upgrade()?;
+                let strong = inner.upgrade()?;
                 strong.turn_unhealthy();
                 strong.fault(&fault.into());
                 drop(strong);
@@ -378,13 +378,13 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
                     queue: &queue,
                     taken: &mut taken,
                 };
-                if let Some(trouble) = settle(shared, &mut inbox, settings.lease).await? {
+                if let Some(trouble) = settle(inner, &mut inbox, settings.lease).await? {
                     return Some(trouble);
                 }
                 if queue.has_overflowed() {
                     return Some(Fault::Overflowed.into());
                 }
-                let strong = shared.upgrade()?;
+                let strong = inner.upgrade()?;
                 strong.flush_all(true);
                 strong.turn_healthy(credited);
             }
@@ -399,7 +399,7 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
             if taken < needed {
                 break;
             }
-            let strong = shared.upgrade()?;
+            let strong = inner.upgrade()?;
             if let Some(fault) = doubt(&strong, &queue) {
                 return Some(fault.into());
             }
@@ -415,12 +415,12 @@ async fn serve(shared: &Weak<Shared>, tracking: Tracking) -> Option<Trouble> {
 
 /// A dropped push (rule 4: trust is revoked on the way) or a lease that passed (rule 6, even
 /// if a ping is about to be credited: a lapse never heals unseen), whatever else is going on.
-fn doubt(shared: &Shared, queue: &Queue) -> Option<Fault> {
+fn doubt(inner: &CoherenceInner, queue: &Queue) -> Option<Fault> {
     if queue.has_overflowed() {
-        shared.trust.revoke();
+        inner.trust.revoke();
         return Some(Fault::Overflowed);
     }
-    (!shared.trust.holds()).then_some(Fault::LeaseExpired)
+    (!inner.trust.holds()).then_some(Fault::LeaseExpired)
 }
 
 /// The queue's receiving end, as [`settle`] takes pushes from it.
@@ -436,7 +436,7 @@ struct Inbox<'a> {
 /// follows covers them. `Some(Some(_))` for a fault that ends the connection; `None` if the
 /// handle is gone.
 async fn settle(
-    shared: &Weak<Shared>,
+    inner: &Weak<CoherenceInner>,
     inbox: &mut Inbox<'_>,
     lease: Duration,
 ) -> Option<Option<Trouble>> {
@@ -461,7 +461,7 @@ async fn settle(
             .queue
             .bytes
             .fetch_sub(size_of(&push), Ordering::Relaxed);
-        match hand_over(shared, push).await? {
+        match hand_over(inner, push).await? {
             Err(fault) if fault.ends_the_connection() => return Some(Some(fault.into())),
             Err(_) => quiet = tokio::time::Instant::now() + QUIET,
             Ok(()) => {}
@@ -499,9 +499,9 @@ impl Ping {
     }
 
     /// Sends a ping; once answered, its task reads how many pushes were queued (rule 3).
-    fn send(&mut self, connection: &MultiplexedConnection, queue: &Arc<Queue>) {
+    fn send(&mut self, connection: &MultiplexedConnection, queue: &sync::Arc<Queue>) {
         let mut connection = connection.clone();
-        let queue = Arc::clone(queue);
+        let queue = sync::Arc::clone(queue);
         let answer = tokio::spawn(async move {
             redis::cmd("PING")
                 .query_async::<()>(&mut connection)
@@ -535,7 +535,7 @@ impl Drop for Ping {
 
 /// Hands one push to the members, yielding every [`KEYS_PER_YIELD`] keys; `None` if the
 /// handle is gone.
-async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), Fault>> {
+async fn hand_over(inner: &Weak<CoherenceInner>, push: PushInfo) -> Option<Result<(), Fault>> {
     match push.kind {
         PushKind::Invalidate => {}
         PushKind::Disconnection => return Some(Err(Fault::Closed)),
@@ -553,19 +553,19 @@ async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), F
     };
     let mut outcome = Ok(());
     // The members of the name last seen: a push of many keys of one cache looks them up once.
-    let mut named: Option<(String, Vec<Arc<dyn Member>>)> = None;
+    let mut named: Option<(String, Vec<sync::Arc<dyn Member>>)> = None;
     for (index, key) in keys.into_iter().enumerate() {
         if index > 0 && index % KEYS_PER_YIELD == 0 {
             tokio::task::yield_now().await;
         }
-        let shared = shared.upgrade()?;
+        let inner = inner.upgrade()?;
         let Value::BulkString(key) = key else {
             outcome = Err(Fault::UnknownPush);
             continue;
         };
-        match marker::parse(&shared.prefix, &key) {
+        match marker::parse(&inner.prefix, &key) {
             Some(marker::Target::Key(name, key)) => {
-                for member in members_named(&shared, &mut named, name) {
+                for member in members_named(&inner, &mut named, name) {
                     // A listener or a key's `Drop` that panics must not end the supervisor.
                     match catch_unwind(AssertUnwindSafe(|| member.invalidate(key))) {
                         Ok(Ok(())) => {}
@@ -575,14 +575,14 @@ async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), F
                 }
             }
             Some(marker::Target::All(name)) => {
-                for member in members_named(&shared, &mut named, name) {
+                for member in members_named(&inner, &mut named, name) {
                     flush(&**member);
                 }
             }
             // A probe (this handle's or another's) or no marker: nothing to invalidate.
             Some(marker::Target::Probe(_)) | None => continue,
         }
-        shared.received.fetch_add(1, Ordering::Relaxed);
+        inner.received.fetch_add(1, Ordering::Relaxed);
     }
     Some(outcome)
 }
@@ -590,12 +590,12 @@ async fn hand_over(shared: &Weak<Shared>, push: PushInfo) -> Option<Result<(), F
 /// The members registered under `name`, looked up only when it is not the name `named`
 /// holds.
 fn members_named<'a>(
-    shared: &Shared,
-    named: &'a mut Option<(String, Vec<Arc<dyn Member>>)>,
+    inner: &CoherenceInner,
+    named: &'a mut Option<(String, Vec<sync::Arc<dyn Member>>)>,
     name: &str,
-) -> &'a [Arc<dyn Member>] {
+) -> &'a [sync::Arc<dyn Member>] {
     if named.as_ref().is_none_or(|(last, _)| last != name) {
-        *named = Some((name.to_owned(), shared.members_named(name)));
+        *named = Some((name.to_owned(), inner.members_named(name)));
     }
     named
         .as_ref()
@@ -608,9 +608,9 @@ fn flush(member: &dyn Member) {
     let _ = catch_unwind(AssertUnwindSafe(|| member.flush()));
 }
 
-impl Shared {
+impl CoherenceInner {
     /// The live members registered under `name`.
-    fn members_named(&self, name: &str) -> Vec<Arc<dyn Member>> {
+    fn members_named(&self, name: &str) -> Vec<sync::Arc<dyn Member>> {
         self.members.lock().get(name).cloned().unwrap_or_default()
     }
 
@@ -622,7 +622,7 @@ impl Shared {
         loop {
             let (members, registrations) = {
                 let members = self.members.lock();
-                let all: Vec<Arc<dyn Member>> = members.values().flatten().cloned().collect();
+                let all: Vec<sync::Arc<dyn Member>> = members.values().flatten().cloned().collect();
                 (all, self.registrations.load(Ordering::Acquire))
             };
             flushed += members.len();
@@ -677,12 +677,12 @@ impl Shared {
 }
 
 /// Leaves the handle unhealthy and flushed when the supervisor ends, however it ends.
-struct UnhealthyOnExit(Weak<Shared>);
+struct UnhealthyOnExit(Weak<CoherenceInner>);
 
 impl Drop for UnhealthyOnExit {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.upgrade() {
-            shared.become_unhealthy(None);
+        if let Some(inner) = self.0.upgrade() {
+            inner.become_unhealthy(None);
         }
     }
 }

@@ -5,8 +5,9 @@
 //! each slot and links slots through a column beside the slab. The sharded wrapper (`cache/`)
 //! owns the locks and does the hashing.
 //!
-//! This file holds the shard's operations; `slots.rs` the slab, `restore.rs` what snapshots
-//! take from a shard and put back, `tests.rs` the unit tests.
+//! This file holds the shard's operations on entries; `loads.rs` those on its pending loads,
+//! `slots.rs` the slab, `restore.rs` what snapshots take from a shard and put back, `tests.rs`
+//! the unit tests.
 //!
 //! Rules:
 //! 1. `&self` methods run under the shard's read lock. They change nothing but atomics: an
@@ -34,18 +35,14 @@
 //! a 32-byte slot never straddles two lines), and the shard and the slab are `repr(C)` with the
 //! fields a hit reads first, so that they share the first two lines behind the lock word.
 
+mod loads;
 #[cfg(feature = "serde")]
 mod restore;
 mod slots;
 #[cfg(all(test, not(ttlcache_loom)))]
 mod tests;
 
-use std::{
-    borrow::Borrow,
-    hash::{BuildHasher, Hash},
-    mem,
-    time::Duration,
-};
+use std::{borrow::Borrow, hash::Hash, mem, time::Duration};
 
 use hashbrown::{HashTable, hash_table::Entry};
 
@@ -55,10 +52,10 @@ use slots::{Deadlines, Slot, Slots, bucket_hash, short_hash};
 
 use crate::{
     clock::{Now, Tick},
-    flight::{Began, Flight, Found, Loads},
+    flight::Loads,
     policy::{Node, Policy, SlotIndex},
     removal::{RemovalCause, Removals},
-    sync::{Arc, AtomicU64, Ordering},
+    sync::{AtomicU64, Ordering},
 };
 
 /// Whether a live entry is due for a background reload: past its refresh time
@@ -483,92 +480,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .map(|slot| (&slot.key, &slot.value))
     }
 
-    /// The key's live value or the pending load to join; `Found::Lead` if there is neither,
-    /// and the caller is to start one ([`start_load`](Self::start_load)).
-    pub(crate) fn find_load<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Found<V, ()>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-        V: Clone,
-    {
-        if let Some(index) = self.live(hash, key, now) {
-            return Found::Value(self.read(index, now).clone());
-        }
-        match self.loads.find(hash, key) {
-            Some(flight) => Found::Join(Arc::clone(flight)),
-            None => Found::Lead(()),
-        }
-    }
-
-    /// Starts a load of `key`, which has neither a live entry nor a pending load.
-    pub(crate) fn start_load(
-        &mut self,
-        hash: u64,
-        key: K,
-        began: Began,
-        hasher: &impl BuildHasher,
-    ) -> Arc<Flight<V>> {
-        self.loads.start(hash, key, began, hasher)
-    }
-
-    /// Removes what a cache that may not serve now holds of `key` (a coherent cache whose
-    /// lease passed): its entry, and its pending load if that began while the cache could
-    /// serve; a load that began since stays, for its callers to share.
-    #[cfg(feature = "redis")]
-    pub(crate) fn withhold<Q>(
-        &mut self,
-        hash: u64,
-        key: &Q,
-        now: &Now<'_>,
-    ) -> Option<(K, V, RemovalCause)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.loads.detach_trusted(hash, key);
-        self.remove_entry(hash, key, now)
-    }
-
-    /// Whether a load of `key` is pending.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.loads.find(hash, key).is_some()
-    }
-
-    /// Starts a reload of `key` while its value (if any) stays live, unless a load of it is
-    /// already pending, or, given `stale_at`, unless its entry is live and due for a refresh
-    /// then; returns the new load's flight.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn start_refresh(
-        &mut self,
-        hash: u64,
-        key: K,
-        stale_at: Option<&Now<'_>>,
-        began: Began,
-        hasher: &impl BuildHasher,
-    ) -> Option<Arc<Flight<V>>> {
-        if self.loads.find(hash, &key).is_some() {
-            return None;
-        }
-        if let Some(now) = stale_at {
-            let index = self.live(hash, &key, now)?;
-            if !self.slots.refresh_times.get(index).is_reached(now) {
-                return None;
-            }
-        }
-        Some(self.loads.start(hash, key, began, hasher))
-    }
-
-    /// Whether `flight`'s load of its key is still pending here (not detached by a write).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn is_pending(&self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
-        self.loads.contains(hash, flight)
-    }
-
     /// Whether it is time to give the policy's window a new share (`policy/climber.rs`).
     pub(crate) fn adaptation_due(&mut self) -> bool {
         self.policy.adaptation_due()
@@ -577,11 +488,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Gives the policy's window `share` of the shard's capacity.
     pub(crate) fn set_window(&mut self, share: f64) {
         self.policy.set_window(share);
-    }
-
-    /// Ends `flight`'s load, handing back its key unless a write detached the load.
-    pub(crate) fn finish_load(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
-        self.loads.finish(hash, flight)
     }
 
     /// The deadlines of a write now that lives `time_to_live` (before any time to idle).

@@ -1,11 +1,15 @@
 //! Unit tests of the shard, with a manual clock and a listener that logs what leaves.
 
-use std::{hash::RandomState, sync::Mutex};
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Mutex,
+};
 
 use super::*;
 use crate::{
     ManualClock,
     clock::{TimeSource, Timeline},
+    flight::{Began, Found},
     removal::Listener,
     stats::Counters,
 };

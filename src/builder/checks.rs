@@ -1,40 +1,12 @@
-//! What builders hand over once they have checked their settings, and the checks that the
-//! cache and lazy builders share.
+//! The checks that the cache and lazy builders share.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crate::{
-    Expiry, cache::Weigher, clock::TimeSource, error::BuildError, removal::Listener,
-    sync::parallelism, trace::KeyFormat,
+    error::BuildError,
+    settings::{MAX_SHARDS, MIN_SHARD_CAPACITY},
+    sync::parallelism,
 };
-
-/// The most shards a cache may have.
-pub(crate) const MAX_SHARDS: usize = 1 << 16;
-
-/// The least capacity the default shard count leaves each shard, so that a small cache does
-/// not behave like many tiny ones.
-const MIN_SHARD_CAPACITY: u64 = 256;
-
-/// A cache's settings, checked.
-pub(crate) struct Settings<K, V, S> {
-    pub(crate) shards: usize,
-    pub(crate) max_capacity: Option<u64>,
-    pub(crate) weigher: Option<Weigher<K, V>>,
-    pub(crate) time_to_live: Option<Duration>,
-    pub(crate) time_to_idle: Option<Duration>,
-    pub(crate) refresh_after: Option<Duration>,
-    pub(crate) clock: TimeSource,
-    pub(crate) listener: Option<Listener<K, V>>,
-    pub(crate) expiry: Option<Box<dyn Expiry<K, V>>>,
-    pub(crate) hasher: S,
-    /// What the cache's metrics and tracing events call it.
-    pub(crate) name: Option<Arc<str>>,
-    /// How its tracing events show keys, where asked to (`CacheBuilder::trace_keys`).
-    pub(crate) key_format: Option<KeyFormat<K>>,
-    /// The replicas' coherence the cache takes part in.
-    #[cfg(feature = "redis")]
-    pub(crate) coherent: Option<crate::cache::Coherent<K>>,
-}
 
 /// The durations a builder was given, as [`check_durations`] checks them.
 pub(crate) struct Durations<'a> {
@@ -75,28 +47,6 @@ pub(crate) fn check_coherent_name(name: &str) -> Result<(), BuildError> {
         });
     }
     Ok(())
-}
-
-/// Whether a setting needs the runtime's timer.
-#[cfg(feature = "tokio")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Timer {
-    Needed,
-    NotNeeded,
-}
-
-/// The tokio runtime `setting` runs its work on: the one the builder is called in.
-#[cfg(feature = "tokio")]
-pub(crate) fn tokio_runtime(
-    setting: &'static str,
-    timer: Timer,
-) -> Result<tokio::runtime::Handle, BuildError> {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| BuildError::NoTokioRuntime { setting })?;
-    if timer == Timer::Needed && !crate::clock::tokio_timer_enabled() {
-        return Err(BuildError::NoTokioTimer { setting });
-    }
-    Ok(runtime)
 }
 
 /// The shard count given, checked against the capacity, or the default for it.
