@@ -140,11 +140,11 @@ enum Current<T> {
 /// check itself; the load (a larger future) is boxed only when there is none.
 struct TryGet<'a, T, E> {
     lazy: &'a AsyncLazy<T, E>,
-    loading: Option<LoadFuture<'a, T, E>>,
+    loading: Option<BoxedLoad<'a, T, E>>,
 }
 
 /// A load in progress, boxed.
-type LoadFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<Arc<T>, LoadError<E>>> + Send + 'a>>;
+type BoxedLoad<'a, T, E> = Pin<Box<dyn Future<Output = Result<Arc<T>, LoadError<E>>> + Send + 'a>>;
 
 impl<T, E> Future for TryGet<'_, T, E>
 where

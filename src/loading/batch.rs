@@ -228,7 +228,9 @@ impl<K, V, E, S> Drop for Dispatcher<K, V, E, S> {
 /// The batch now gathering: the loads that joined it, until a dispatcher or a full batch takes
 /// them (rule 1).
 pub(crate) struct Gathering<T> {
-    state: Mutex<Batch<T>>,
+    /// Joined and taken under this lock, so that a dispatcher takes a generation's batch
+    /// whole, or nothing once it was taken full (rule 1).
+    batch: Mutex<Batch<T>>,
     max_batch_size: usize,
 }
 
@@ -255,7 +257,7 @@ impl<T> Gathering<T> {
             "the builder refuses a zero max_batch_size"
         );
         Self {
-            state: Mutex::new(Batch {
+            batch: Mutex::new(Batch {
                 items: Vec::new(),
                 generation: 0,
             }),
@@ -270,14 +272,14 @@ impl<T> Gathering<T> {
             full: Vec::new(),
             dispatch: None,
         };
-        let mut state = self.state.lock();
+        let mut batch = self.batch.lock();
         for item in items {
-            if state.items.is_empty() {
-                joined.dispatch = Some(state.generation);
+            if batch.items.is_empty() {
+                joined.dispatch = Some(batch.generation);
             }
-            state.items.push(item);
-            if state.items.len() >= self.max_batch_size {
-                joined.full.push(state.take());
+            batch.items.push(item);
+            if batch.items.len() >= self.max_batch_size {
+                joined.full.push(batch.take());
                 joined.dispatch = None;
             }
         }
@@ -286,9 +288,9 @@ impl<T> Gathering<T> {
 
     /// The batch of `generation`, if it is still gathering; empty if it was taken.
     pub(crate) fn take(&self, generation: u64) -> Vec<T> {
-        let mut state = self.state.lock();
-        if state.generation == generation {
-            state.take()
+        let mut batch = self.batch.lock();
+        if batch.generation == generation {
+            batch.take()
         } else {
             Vec::new()
         }

@@ -1,7 +1,7 @@
 //! [`LoadingCache`]: a [`TtlCache`] that loads what it lacks, and refreshes before expiry.
 //!
-//! It is a front door to the cache's single-flight engine (`flight/`, `cache/load.rs`): the
-//! same pending loads, the same leaders, only run as tasks.
+//! It is a front door to the cache's single-flight engine (`flight/`), through the cache's
+//! `TaskDoor` (`cache/door.rs`): the same pending loads, the same leaders, only run as tasks.
 //!
 //! Rules:
 //! 1. Every load runs as a task, on the caller's tokio runtime (outside one, on the runtime the

@@ -23,11 +23,11 @@ use crate::{
 };
 
 /// A boxed loader future.
-type LoadFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
+type LoaderFuture<V, E> = Pin<Box<dyn Future<Output = Result<V, E>> + Send>>;
 
 /// How the cache loads: a key at a time, or in batches (`batch.rs`).
 pub(crate) enum Loader<K, V, E> {
-    Single(Box<dyn Fn(K) -> LoadFuture<V, E> + Send + Sync>),
+    Single(Box<dyn Fn(K) -> LoaderFuture<V, E> + Send + Sync>),
     Batch(Batcher<K, V, E>),
 }
 

@@ -1,8 +1,9 @@
 //! The sync facade: the only module that names parking_lot, std's atomics or loom.
 //!
-//! Two whole modules stand behind it, chosen by one cfg: [`std`](self) for builds, and under
-//! `--cfg ttlcache_loom` loom's, so the models (`loom-tests/`) check the crate's real code
-//! rather than a copy of it. Both offer the same items with the same signatures.
+//! Two whole modules stand behind it, chosen by one cfg: `std.rs` for builds, and under
+//! `--cfg ttlcache_loom` `loom.rs`, so the models (`loom-tests/`) check the crate's real code
+//! rather than a copy of it. Both offer the same items with the same signatures. The crate
+//! writes the facade's `Arc` as `sync::Arc`; a bare `Arc` is std's.
 //!
 //! Rules:
 //! 1. Locks never report poisoning. The crate's own code does not panic while it holds a lock;
