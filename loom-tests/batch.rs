@@ -46,8 +46,7 @@ fn lead_and_join(
                     return drop(batch);
                 }
                 for (key, leader) in batch {
-                    let landed =
-                        loom::future::block_on(leader.run(|_| async { Ok::<_, ()>(key * 10) }));
+                    let landed = loom::future::block_on(leader.land(Ok::<_, ()>(key * 10)));
                     assert_eq!(landed, Ok(key * 10));
                 }
             })

@@ -15,7 +15,7 @@ struct StartedRefresh(KeyLeader<u64, u64, crate::DefaultHashBuilder>);
 impl StartedRefresh {
     /// Lands the reloaded value, as the refresh task does.
     fn complete(self, value: u64) {
-        let landed = loom::future::block_on(self.0.run(|_| async { Ok::<_, ()>(value) }));
+        let landed = loom::future::block_on(self.0.land(Ok::<_, ()>(value)));
         assert_eq!(landed, Ok(value));
     }
 }

@@ -1,6 +1,6 @@
-//! What builders hand over once they have checked their settings, and the limits on them: the
-//! one module that both the builders (`builder/`, `lazy/builder.rs`) and what they build
-//! (`cache/`, `loading/`) import, so that neither side imports the other's.
+//! What the cache builder hands over once it has checked its settings, and the limits on
+//! them: the one module that both the builder (`builder/`) and what it builds (`cache/`,
+//! `loading/`) import, so that neither side imports the other's.
 
 use std::{sync::Arc, time::Duration};
 

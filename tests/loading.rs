@@ -605,3 +605,78 @@ async fn a_detached_failure_never_replaces_a_newer_remembered_one() {
     assert_eq!(cache.get(&1).await.unwrap_err(), newer);
     assert_eq!(calls.count(), 2);
 }
+
+/// A key whose `Clone` reads the cache it is a key of: cloned under the key's shard lock, it
+/// would deadlock.
+#[derive(Debug)]
+struct PeeksWhenCloned {
+    id: u64,
+    cache: Arc<std::sync::OnceLock<TtlCache<PeeksWhenCloned, u64>>>,
+}
+
+impl Clone for PeeksWhenCloned {
+    fn clone(&self) -> Self {
+        if let Some(cache) = self.cache.get() {
+            cache.peek(&self.id);
+        }
+        Self {
+            id: self.id,
+            cache: Arc::clone(&self.cache),
+        }
+    }
+}
+
+impl PartialEq for PeeksWhenCloned {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for PeeksWhenCloned {}
+
+impl std::hash::Hash for PeeksWhenCloned {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<u64> for PeeksWhenCloned {
+    fn borrow(&self) -> &u64 {
+        &self.id
+    }
+}
+
+#[test]
+fn a_refresh_clones_its_key_outside_the_caches_locks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let cache = runtime.block_on(async {
+        TtlCache::builder()
+            .shards(1)
+            .build_loading(|key: PeeksWhenCloned| async move { Ok::<_, String>(key.id * 2) })
+            .unwrap()
+    });
+    slot.set(cache.cache().clone()).unwrap();
+    let key = PeeksWhenCloned {
+        id: 7,
+        cache: Arc::clone(&slot),
+    };
+    assert_eq!(runtime.block_on(cache.get(&key)), Ok(14));
+    // Outside the runtime, on a thread of its own: a deadlock there is seen, not suffered.
+    let (done, finished) = std::sync::mpsc::channel();
+    let refresher = cache.clone();
+    std::thread::spawn(move || {
+        refresher.refresh(&key);
+        done.send(()).unwrap();
+    });
+    if finished.recv_timeout(Duration::from_secs(10)).is_err() {
+        // The refreshing thread is stuck on a lock it holds itself, and holds the cache.
+        std::mem::forget(cache);
+        std::mem::forget(runtime);
+        panic!("a refresh cloned its key under the shard lock, and the clone deadlocked");
+    }
+}

@@ -80,7 +80,8 @@ where
 {
     /// A cache of at most `max_capacity` entries, each living `time_to_live` after its write.
     ///
-    /// `Duration::MAX` means entries never expire. For other settings use [`builder`](Self::builder).
+    /// `Duration::MAX` means entries never expire. For other settings use
+    /// [`builder`](Self::builder).
     ///
     /// # Examples
     ///

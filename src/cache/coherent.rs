@@ -13,7 +13,7 @@ use super::{CacheInner, TtlCache};
 use crate::{
     BuildError,
     redis::{CoherenceError, Coherent, Link, Member, Undecodable},
-    sync::{self, Weak},
+    sync,
 };
 
 impl<K, V, S> TtlCache<K, V, S>
@@ -170,7 +170,7 @@ impl<K, V, S> TtlCache<K, V, S> {
 
 /// What the coherence holds of a cache: a weak reference, so a dropped cache leaves.
 struct CacheMember<K, V, S> {
-    cache: Weak<CacheInner<K, V, S>>,
+    cache: sync::Weak<CacheInner<K, V, S>>,
 }
 
 impl<K, V, S> CacheMember<K, V, S> {

@@ -1,7 +1,8 @@
 //! The seam between the cache and `loading/` (feature `tokio`): [`TaskDoor`] is the whole of
 //! what a front door that runs its loads as tasks may use of a [`TtlCache`] beyond its public
-//! API, and [`KeyLeader`] a load such a door leads. Nothing else of `cache/` is visible to
-//! `loading/`.
+//! API and its constructor (`TtlCache::from_settings`, which the builder uses too), and
+//! [`KeyLeader`] a load such a door leads. `loading/` uses these, [`Refresh`] and the
+//! shard's `Freshness` that [`TaskDoor::read`] returns, and nothing else of `cache/`.
 //!
 //! A `LoadingCache::get` miss crosses into `cache/` here only: [`TaskDoor::start`] finds a
 //! value, a load to join or a load to lead; the door's task runs the leader's load through
@@ -15,7 +16,7 @@ use std::{
     hash::{BuildHasher, Hash},
 };
 
-use super::{TtlCache, load::Leader};
+use super::{TtlCache, load::ShardLeader};
 #[cfg(feature = "redis")]
 use crate::redis::CoherenceError;
 use crate::{
@@ -48,7 +49,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    leader: Leader<K, V, S>,
+    leader: ShardLeader<K, V, S>,
     hash: u64,
     key: K,
 }
@@ -119,9 +120,11 @@ where
         let now = Now::lazy(&cache.inner.timeline);
         let stale_at = (refresh == Refresh::IfStale).then_some(&now);
         let began = cache.began();
+        // Cloned before the lock: `K::clone` is the user's code.
+        let pending_key = key.clone();
         let flight = cache.shard(hash).write().start_refresh(
             hash,
-            key.clone(),
+            pending_key,
             stale_at,
             began,
             &cache.inner.hasher,
@@ -253,5 +256,17 @@ where
     {
         let Self { leader, key, .. } = self;
         leader.run(load(key)).await
+    }
+
+    /// Lands `result`, an outcome reached without a load of this key's own (a batch's), as
+    /// [`run`](Self::run) lands a load's; the key is dropped after the flight settles.
+    pub(crate) async fn land<X>(self, result: Result<V, X>) -> Result<V, std::sync::Arc<X>>
+    where
+        X: Send + Sync + 'static,
+    {
+        let Self { leader, key, .. } = self;
+        let answer = leader.run(async { result }).await;
+        drop(key);
+        answer
     }
 }

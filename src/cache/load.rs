@@ -18,8 +18,9 @@ use crate::{
     trace::LoadSpan,
 };
 
-/// The leader of a load of one of a cache's keys (`door.rs` pairs it with its key).
-pub(super) type Leader<K, V, S> = flight::Leader<KeyLanding<K, V, S>, V>;
+/// The leader of a load of one of a cache's keys, landing in the key's shard (`door.rs` pairs it
+/// with its key as `KeyLeader`).
+pub(super) type ShardLeader<K, V, S> = flight::Leader<KeyLanding<K, V, S>, V>;
 
 impl<K, V, S> TtlCache<K, V, S>
 where
@@ -224,7 +225,7 @@ where
 
     /// Finds the key's live value or the load to join, or starts a load, taking the key, that
     /// the caller now leads. Counts nothing: the caller decides what the lookup was.
-    pub(super) fn start(&self, hash: u64, key: &mut Option<K>) -> Found<V, Leader<K, V, S>> {
+    pub(super) fn start(&self, hash: u64, key: &mut Option<K>) -> Found<V, ShardLeader<K, V, S>> {
         let now = Now::lazy(&self.inner.timeline);
         // Declared before the lock: removals are reported after it.
         #[cfg(feature = "redis")]
@@ -266,7 +267,7 @@ where
         Began::Trusted
     }
 
-    pub(super) fn leader(&self, hash: u64, flight: sync::Arc<Flight<V>>) -> Leader<K, V, S> {
+    pub(super) fn leader(&self, hash: u64, flight: sync::Arc<Flight<V>>) -> ShardLeader<K, V, S> {
         let landing = KeyLanding {
             cache: self.clone(),
             hash,

@@ -162,7 +162,7 @@ struct CacheInner<K, V, S> {
     listener: Option<Listener<K, V>>,
     expiry: Option<Expiries<K, V>>,
     /// What hits must do beyond finding the entry, in bits ([`READS_EXPIRE`],
-    /// [`READS_NEED_TRUST`]): one load on the hit path, zero for a cache that needs neither,
+    /// `READS_NEED_TRUST`): one load on the hit path, zero for a cache that needs neither,
     /// whose hits run exactly the code they would without the `Expiry` and `redis` features.
     slow_hits: AtomicU8,
     counters: Counters,

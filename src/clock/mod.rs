@@ -144,7 +144,7 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Clone)]
 pub struct ManualClock {
-    shared: sync::Arc<ManualTime>,
+    inner: sync::Arc<ManualTime>,
 }
 
 struct ManualTime {
@@ -170,7 +170,7 @@ impl ManualClock {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            shared: sync::Arc::new(ManualTime {
+            inner: sync::Arc::new(ManualTime {
                 origin: Instant::now(),
                 wall_origin: SystemTime::now(),
                 elapsed_nanos: AtomicU64::new(0),
@@ -193,7 +193,7 @@ impl ManualClock {
     /// ```
     pub fn advance(&self, by: Duration) {
         let by = saturating_nanos(by);
-        let elapsed = &self.shared.elapsed_nanos;
+        let elapsed = &self.inner.elapsed_nanos;
         let mut current = elapsed.load(Ordering::Relaxed);
         loop {
             let next = current.saturating_add(by);
@@ -218,7 +218,7 @@ impl ManualClock {
     /// ```
     #[must_use]
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.shared.elapsed_nanos.load(Ordering::Acquire))
+        Duration::from_nanos(self.inner.elapsed_nanos.load(Ordering::Acquire))
     }
 }
 
@@ -230,7 +230,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        let origin = self.shared.origin;
+        let origin = self.inner.origin;
         let elapsed = self.elapsed();
         // An `Instant` 584 years out is representable on every platform Rust supports
         // today; should one refuse, the furthest instant a halving search finds stands in.
@@ -241,7 +241,7 @@ impl Clock for ManualClock {
 
     fn wall_now(&self) -> SystemTime {
         // 584 years past now is a `SystemTime` on every platform Rust supports.
-        let wall_origin = self.shared.wall_origin;
+        let wall_origin = self.inner.wall_origin;
         wall_origin
             .checked_add(self.elapsed())
             .unwrap_or(wall_origin)

@@ -2,7 +2,7 @@
 //! timer, backs off after failures, and holds only a weak reference between ticks.
 
 use std::{
-    sync::{self, Weak},
+    sync::{Arc, Weak},
     time::Duration,
 };
 
@@ -34,7 +34,7 @@ where
 impl<T, E> AsyncLazy<T, E> {
     /// A weak reference to the shared state: what the `refresh_every` task holds.
     pub(crate) fn downgrade(&self) -> Weak<LazyInner<T, E>> {
-        sync::Arc::downgrade(&self.inner)
+        Arc::downgrade(&self.inner)
     }
 }
 

@@ -194,7 +194,7 @@ where
                     this.door()
                         .remove_while_pending(hash, leader.key(), &flight);
                 }
-                leader.run(|_| async { result }).await
+                leader.land(result).await
             })
         });
         Gathered { key, flight, land }

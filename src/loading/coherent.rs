@@ -5,6 +5,8 @@
 use std::hash::{BuildHasher, Hash};
 
 use super::LoadingCache;
+#[cfg(doc)]
+use crate::TtlCache;
 
 impl<K, V, E, S> LoadingCache<K, V, E, S>
 where
@@ -14,15 +16,15 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     /// Removes the key's value and remembered failure here, then tells every replica to
-    /// remove both: see [`TtlCache::invalidate_everywhere`](crate::TtlCache::invalidate_everywhere).
+    /// remove both: see [`TtlCache::invalidate_everywhere`].
     ///
     /// # Errors
     ///
-    /// As [`TtlCache::invalidate_everywhere`](crate::TtlCache::invalidate_everywhere).
+    /// As [`TtlCache::invalidate_everywhere`].
     ///
     /// # Cancel safety
     ///
-    /// As [`TtlCache::invalidate_everywhere`](crate::TtlCache::invalidate_everywhere).
+    /// As [`TtlCache::invalidate_everywhere`].
     ///
     /// # Examples
     ///
@@ -49,15 +51,15 @@ where
     }
 
     /// Removes every value and remembered failure here, then tells every replica to remove
-    /// theirs: see [`TtlCache::invalidate_all_everywhere`](crate::TtlCache::invalidate_all_everywhere).
+    /// theirs: see [`TtlCache::invalidate_all_everywhere`].
     ///
     /// # Errors
     ///
-    /// As [`TtlCache::invalidate_all_everywhere`](crate::TtlCache::invalidate_all_everywhere).
+    /// As [`TtlCache::invalidate_all_everywhere`].
     ///
     /// # Cancel safety
     ///
-    /// As [`TtlCache::invalidate_everywhere`](crate::TtlCache::invalidate_everywhere).
+    /// As [`TtlCache::invalidate_everywhere`].
     ///
     /// # Examples
     ///

@@ -33,7 +33,8 @@
 //! This file holds the type and its public methods; `task.rs` the loader and the tasks that
 //! run loads (rules 1, 2, 4 and 5), `batch.rs` batch loading, `failures.rs` the memory of
 //! failures, and `coherent.rs` its part in its replicas' coherence (feature `redis`). All of
-//! `cache/` that this folder uses beyond the public API is `cache/door.rs`.
+//! `cache/` that this folder uses beyond the public API and `TtlCache::from_settings` is
+//! `cache/door.rs`.
 
 mod batch;
 #[cfg(feature = "redis")]

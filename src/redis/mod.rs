@@ -306,7 +306,12 @@ impl Coherence {
             !list.is_empty()
         });
         let list = members.entry(name.to_owned()).or_default();
-        let clash = |other: &sync::Arc<dyn Member>| matches!((key_type, other.key_type()), (Some(mine), Some(theirs)) if mine != theirs);
+        let clash = |other: &sync::Arc<dyn Member>| {
+            matches!(
+                (key_type, other.key_type()),
+                (Some(mine), Some(theirs)) if mine != theirs
+            )
+        };
         if list.iter().any(clash) {
             return false;
         }

@@ -6,7 +6,7 @@ use redis::{PushInfo, Value};
 use tokio::sync::mpsc;
 
 use super::CoherenceInner;
-use crate::sync::{self, AtomicBool, AtomicU64, Ordering, Weak};
+use crate::sync::{self, AtomicBool, AtomicU64, Ordering};
 
 /// Pushes queued between the connection and the supervisor; past it, pushes are lost, and
 /// the loss is a fault.
@@ -28,7 +28,7 @@ pub(super) struct Queue {
     /// Told when a push is dropped, so that the supervisor acts at once.
     pub(super) dropped: tokio::sync::Notify,
     /// The handle, whose trust a dropped push revokes at once.
-    inner: Weak<CoherenceInner>,
+    inner: sync::Weak<CoherenceInner>,
     /// Whether this queue's connection is the handle's current one: cleared when its
     /// tracking ends ([`Retired`]), so that an old connection kept alive a while (a write in
     /// flight) revokes nothing of a newer one's trust.
@@ -46,7 +46,7 @@ impl Drop for Retired {
 }
 
 impl Queue {
-    pub(super) fn new(inner: Weak<CoherenceInner>) -> Self {
+    pub(super) fn new(inner: sync::Weak<CoherenceInner>) -> Self {
         Self {
             pushes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),

@@ -67,7 +67,7 @@ use super::{
     marker,
     queue::{PUSH_QUEUE, Queue, Retired, enqueue, size_of},
 };
-use crate::sync::{self, Ordering, Weak};
+use crate::sync::{self, Ordering};
 
 /// Keys handed to members between two yields, so that pings and the connection's own task
 /// run while a large push is taken in.
@@ -107,7 +107,7 @@ const RESTART_AFTER: Duration = Duration::from_secs(1);
 /// started after [`RESTART_AFTER`].
 pub(super) fn keep(
     runtime: &tokio::runtime::Runtime,
-    inner: &Weak<CoherenceInner>,
+    inner: &sync::Weak<CoherenceInner>,
     stop: &tokio::sync::Notify,
     client: &Client,
 ) {
@@ -137,7 +137,7 @@ pub(super) fn keep(
 }
 
 /// Runs until the handle is dropped (then `keep` stops it, or it finds `inner` gone).
-async fn run(inner: Weak<CoherenceInner>, client: Client) {
+async fn run(inner: sync::Weak<CoherenceInner>, client: Client) {
     // However this task ends, the handle is left unhealthy and its members flushed, never
     // trusted with no one to hear invalidations.
     let _guard = UnhealthyOnExit(inner.clone());
@@ -186,7 +186,7 @@ async fn run(inner: Weak<CoherenceInner>, client: Client) {
 /// Connects, with RESP3 and a push queue, turns tracking on and sees the probe's push.
 async fn track(
     client: &Client,
-    inner: &Weak<CoherenceInner>,
+    inner: &sync::Weak<CoherenceInner>,
     lease: Duration,
 ) -> Result<Tracking, Trouble> {
     let prefix = inner.upgrade().ok_or(Fault::Closed)?.prefix.clone();
@@ -315,7 +315,7 @@ fn client_name(prefix: &str) -> String {
 
 /// Tracking: hands pushes to the members, pings, and credits pings with trust, until a
 /// fault that ends the connection (or the handle is gone: `None`).
-async fn serve(inner: &Weak<CoherenceInner>, tracking: Tracking) -> Option<Trouble> {
+async fn serve(inner: &sync::Weak<CoherenceInner>, tracking: Tracking) -> Option<Trouble> {
     let Tracking {
         connection,
         mut pushes,
@@ -436,7 +436,7 @@ struct Inbox<'a> {
 /// follows covers them. `Some(Some(_))` for a fault that ends the connection; `None` if the
 /// handle is gone.
 async fn settle(
-    inner: &Weak<CoherenceInner>,
+    inner: &sync::Weak<CoherenceInner>,
     inbox: &mut Inbox<'_>,
     lease: Duration,
 ) -> Option<Option<Trouble>> {
@@ -535,7 +535,10 @@ impl Drop for Ping {
 
 /// Hands one push to the members, yielding every [`KEYS_PER_YIELD`] keys; `None` if the
 /// handle is gone.
-async fn hand_over(inner: &Weak<CoherenceInner>, push: PushInfo) -> Option<Result<(), Fault>> {
+async fn hand_over(
+    inner: &sync::Weak<CoherenceInner>,
+    push: PushInfo,
+) -> Option<Result<(), Fault>> {
     match push.kind {
         PushKind::Invalidate => {}
         PushKind::Disconnection => return Some(Err(Fault::Closed)),
@@ -677,7 +680,7 @@ impl CoherenceInner {
 }
 
 /// Leaves the handle unhealthy and flushed when the supervisor ends, however it ends.
-struct UnhealthyOnExit(Weak<CoherenceInner>);
+struct UnhealthyOnExit(sync::Weak<CoherenceInner>);
 
 impl Drop for UnhealthyOnExit {
     fn drop(&mut self) {

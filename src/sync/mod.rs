@@ -3,7 +3,8 @@
 //! Two whole modules stand behind it, chosen by one cfg: `std.rs` for builds, and under
 //! `--cfg ttlcache_loom` `loom.rs`, so the models (`loom-tests/`) check the crate's real code
 //! rather than a copy of it. Both offer the same items with the same signatures. The crate
-//! writes the facade's `Arc` as `sync::Arc`; a bare `Arc` is std's.
+//! writes the facade's `Arc` and `Weak` as `sync::Arc` and `sync::Weak`; a bare `Arc` or
+//! `Weak` is std's.
 //!
 //! Rules:
 //! 1. Locks never report poisoning. The crate's own code does not panic while it holds a lock;
