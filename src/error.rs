@@ -35,7 +35,8 @@ pub enum BuildError {
     },
     /// A duration that must be positive was zero.
     ZeroDuration {
-        /// The setting: `refresh_after`, `load_timeout` or `refresh_every`.
+        /// The setting: `refresh_after`, `load_timeout`, `stale_if_error`, `batch_window` or
+        /// `refresh_every`.
         setting: &'static str,
     },
     /// `refresh_after` is not shorter than `time_to_live`: entries would expire before any

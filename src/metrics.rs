@@ -33,6 +33,7 @@
 //! | `ttlcache_loads_total` | counter | `cache`, `result` = `success` or `failure` | [`CacheStats::load_successes`], [`CacheStats::load_failures`] |
 //! | `ttlcache_load_seconds` | gauge | `cache` | [`CacheStats::total_load_time`] |
 //! | `ttlcache_refreshes_total` | counter | `cache` | [`CacheStats::refreshes`] |
+//! | `ttlcache_stale_served_total` | counter | `cache` | [`CacheStats::stale_served`] |
 //! | `ttlcache_entries` | gauge | `cache` | [`TtlCache::len`] |
 //! | `ttlcache_weighted_size` | gauge | `cache` | [`TtlCache::weighted_size`] |
 //! | `ttlcache_coherence_sent_total` and `_received_total`, `_flushes_total`, `_reconnects_total` | counter | `namespace`, `handle` | [`CoherenceStats`] |
@@ -51,6 +52,7 @@
 //! [`CacheStats::load_failures`]: crate::CacheStats::load_failures
 //! [`CacheStats::total_load_time`]: crate::CacheStats::total_load_time
 //! [`CacheStats::refreshes`]: crate::CacheStats::refreshes
+//! [`CacheStats::stale_served`]: crate::CacheStats::stale_served
 //! [`CoherenceStats`]: crate::redis::CoherenceStats
 //! [`CoherenceStats::time_unhealthy`]: crate::redis::CoherenceStats::time_unhealthy
 //! [`Coherence::is_healthy`]: crate::redis::Coherence::is_healthy
@@ -220,6 +222,10 @@ fn describe_cache() {
         "Loads, refreshes included, by result"
     );
     describe_counter!("ttlcache_refreshes_total", "Background reloads started");
+    describe_counter!(
+        "ttlcache_stale_served_total",
+        "Failed loads answered with a value kept past its time to live (stale_if_error)"
+    );
     describe_gauge!(
         "ttlcache_load_seconds",
         ::metrics::Unit::Seconds,
@@ -251,6 +257,7 @@ pub(crate) fn cache(name: &str, stats: &CacheStats, entries: usize, weighted_siz
         counter!("ttlcache_loads_total", &labels).absolute(count);
     }
     counter!("ttlcache_refreshes_total", labels).absolute(stats.refreshes);
+    counter!("ttlcache_stale_served_total", labels).absolute(stats.stale_served);
     gauge!("ttlcache_load_seconds", labels).set(stats.total_load_time.as_secs_f64());
     gauge!("ttlcache_entries", labels).set(entries as f64);
     gauge!("ttlcache_weighted_size", labels).set(weighted_size as f64);

@@ -24,6 +24,9 @@ pub(crate) struct CacheSettings<K, V, S> {
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) time_to_idle: Option<Duration>,
     pub(crate) refresh_after: Option<Duration>,
+    /// How long an expired entry is kept for a failed load to answer with (a loading cache's
+    /// `stale_if_error`).
+    pub(crate) stale_if_error: Option<Duration>,
     pub(crate) clock: TimeSource,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) expiry: Option<Box<dyn Expiry<K, V>>>,

@@ -62,6 +62,11 @@ pub struct CacheStats {
     /// Background reloads started (a [`LoadingCache`](crate::LoadingCache)'s
     /// `refresh_after` and `refresh`); each is also a load once it ends.
     pub refreshes: u64,
+    /// Failed loads answered with the entry they were to replace, kept past its time to live
+    /// by [`stale_if_error`](crate::CacheBuilder::stale_if_error); and `get`s answered with it
+    /// while a failure of the key is remembered (`error_ttl`). A failed load counts once,
+    /// however many callers waited for it (a background refresh's too, with none).
+    pub stale_served: u64,
 }
 
 impl CacheStats {
@@ -95,6 +100,7 @@ struct Counts {
     load_failures: AtomicU64,
     load_nanos: AtomicU64,
     refreshes: AtomicU64,
+    stale_served: AtomicU64,
 }
 
 /// The counts a thread adds to, and how it must add (rule 2).
@@ -189,6 +195,11 @@ impl Counters {
         self.stripe().add(|c| &c.refreshes, 1);
     }
 
+    /// A failed load, or a `get` while a failure is remembered, answered with a kept value.
+    pub(crate) fn stale_served(&self) {
+        self.stripe().add(|c| &c.stale_served, 1);
+    }
+
     /// Hits and misses so far: what the eviction policy adapts to.
     pub(crate) fn lookups(&self) -> (u64, u64) {
         let sum = |field: fn(&Counts) -> &AtomicU64| -> u64 {
@@ -217,6 +228,7 @@ impl Counters {
             load_failures: sum(|s| &s.load_failures),
             total_load_time: Duration::from_nanos(sum(|s| &s.load_nanos)),
             refreshes: sum(|s| &s.refreshes),
+            stale_served: sum(|s| &s.stale_served),
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct Loading {
     pub(crate) load_timeout: Option<Duration>,
     pub(crate) max_concurrent_loads: Option<usize>,
     pub(crate) error_ttl: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
     pub(crate) batch_window: Option<Duration>,
     pub(crate) max_batch_size: Option<usize>,
 }
@@ -210,6 +211,47 @@ impl<K, V, S, L: Kind> CacheBuilder<K, V, S, L> {
     /// ```
     pub fn error_ttl(self, error_ttl: Duration) -> CacheBuilder<K, V, S, L::Next> {
         self.loading(|loading| loading.error_ttl = Some(error_ttl))
+    }
+
+    /// For a [`LoadingCache`](crate::LoadingCache): an entry past its time to live is kept
+    /// for up to `stale_if_error` more, for a failed load of its key to answer with. Reads
+    /// never see it (`get` loads the key as for any miss, and [`TtlCache::get`](crate::TtlCache::get)
+    /// misses), but when the load fails (an error, `load_timeout` or a panic; not a batch
+    /// loader's `NotFound`, which removes the entry), every caller waiting for it gets the kept
+    /// value, `Ok`, instead of the error. The kept value is not stored anew: the next `get`
+    /// tries a load again, unless [`error_ttl`](Self::error_ttl) remembers the failure, and
+    /// then `get` answers with the kept value without calling the loader until it passes.
+    /// Past `stale_if_error`, the entry is removed and the error reaches the callers.
+    /// [`CacheStats::stale_served`](crate::CacheStats::stale_served) counts the answers. The
+    /// cache's own `get_or_*` loads ([`LoadingCache::cache`](crate::LoadingCache::cache)) are
+    /// answered the same way. [`retain`](crate::TtlCache::retain) and
+    /// [`clear`](crate::TtlCache::clear) remove kept entries at once; the eviction policy
+    /// treats them as any other entry.
+    ///
+    /// This is the fail-safe of .NET's FusionCache and RFC 5861's `stale-if-error`: a backend
+    /// outage degrades to old data rather than to errors. Kept entries count against the
+    /// capacity until they are removed, as expired entries not yet removed do, and
+    /// [`TtlCache::purge_expired`](crate::TtlCache::purge_expired) leaves them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let rates = ttlcache::TtlCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .stale_if_error(Duration::from_secs(600))
+    ///     .build_loading(|currency: String| async move {
+    ///         Ok::<_, std::io::Error>(currency.len() as f64)
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(rates.get("EUR").await.unwrap(), 3.0);
+    /// # }
+    /// ```
+    pub fn stale_if_error(self, stale_if_error: Duration) -> CacheBuilder<K, V, S, L::Next> {
+        self.loading(|loading| loading.stale_if_error = Some(stale_if_error))
     }
 
     /// For a batch loader ([`build_batch_loading`](Self::build_batch_loading)): how long a
@@ -417,7 +459,10 @@ where
             time_to_live,
         })?;
         check_durations(Durations {
-            nonzero: &[("load_timeout", loading.load_timeout)],
+            nonzero: &[
+                ("load_timeout", loading.load_timeout),
+                ("stale_if_error", loading.stale_if_error),
+            ],
             refresh_after: None,
             time_to_live: None,
         })?;
@@ -428,6 +473,7 @@ where
             runtime::built_in("load_timeout", Timer::Needed)?;
         }
         settings.refresh_after = loading.refresh_after;
+        settings.stale_if_error = loading.stale_if_error;
         Ok(CheckedLoading {
             settings,
             load: LoadSettings {

@@ -493,6 +493,7 @@ impl<K, V, S, L> CacheBuilder<K, V, S, L> {
             time_to_live: self.time_to_live,
             time_to_idle: self.time_to_idle,
             refresh_after: None,
+            stale_if_error: None,
             clock: self.clock,
             listener: self.listener,
             expiry: self.expiry,

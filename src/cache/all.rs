@@ -14,7 +14,8 @@ where
     /// How many entries the cache holds.
     ///
     /// This may include entries that have expired but that no write has removed yet; call
-    /// [`purge_expired`](Self::purge_expired) first for a count of live entries only.
+    /// [`purge_expired`](Self::purge_expired) first for a count of live entries only (with
+    /// `stale_if_error`, expired entries it keeps are counted until their window passes).
     ///
     /// # Examples
     ///
@@ -163,6 +164,10 @@ where
     ///
     /// Writes already remove expired entries a few at a time, so memory stays bounded
     /// without this; call it for an exact [`len`](Self::len), or after a burst of writes.
+    /// A loading cache built with
+    /// [`stale_if_error`](crate::CacheBuilder::stale_if_error) keeps an expired entry for
+    /// that long past its deadline, for a failed load to answer with: this leaves it until
+    /// then.
     ///
     /// # Examples
     ///

@@ -89,6 +89,24 @@ where
         self.cache.read(hash, key)
     }
 
+    /// The value of the key's entry kept past its time to live (`stale_if_error`), counted as
+    /// served stale; none if the cache may not serve now (rule 3 of `redis/mod.rs`).
+    pub(crate) fn serve_kept<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let cache = self.cache;
+        #[cfg(feature = "redis")]
+        if !cache.may_serve() {
+            return None;
+        }
+        let now = Now::lazy(&cache.inner.timeline);
+        let kept = cache.shard(hash).read().stale(hash, key, &now).cloned()?;
+        cache.inner.counters.stale_served();
+        Some(kept)
+    }
+
     /// Counts a miss of a lookup made through [`read`](Self::read) or [`start`](Self::start).
     pub(crate) fn record_miss(&self) {
         self.cache.inner.counters.miss();

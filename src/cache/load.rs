@@ -291,6 +291,14 @@ where
     }
 }
 
+/// What landing a load of one key left: the entries its write removed, reported once the
+/// flight has settled, and the value kept past its time to live that answers a failure.
+pub(crate) struct Landed<'a, K, V> {
+    /// Reported when dropped.
+    _removals: Removals<'a, K, V>,
+    kept: Option<V>,
+}
+
 /// Where a load of one key lands: the key's shard.
 pub(crate) struct KeyLanding<K, V, S> {
     cache: TtlCache<K, V, S>,
@@ -304,7 +312,7 @@ where
     S: BuildHasher,
 {
     type Receipt<'a>
-        = Removals<'a, K, V>
+        = Landed<'a, K, V>
     where
         Self: 'a;
 
@@ -312,14 +320,18 @@ where
         &'a self,
         flight: &sync::Arc<Flight<V>>,
         outcome: &Outcome<V>,
-    ) -> Removals<'a, K, V> {
+    ) -> Landed<'a, K, V> {
         let cache = &self.cache;
         let now = Now::lazy(&cache.inner.timeline);
         let mut removals = cache.removals();
         let mut shard = cache.shard(self.hash).write();
         let Some(key) = shard.finish_load(self.hash, flight) else {
-            return removals;
+            return Landed {
+                _removals: removals,
+                kept: None,
+            };
         };
+        let mut kept = None;
         match outcome {
             Outcome::Loaded(value) => {
                 let write = Write {
@@ -333,13 +345,39 @@ where
                 drop(shard);
                 drop(stored);
             }
-            // The key is dropped after the lock: its `Drop` is the user's code.
-            _ => {
+            Outcome::Failed(_) => {
+                // With `stale_if_error`, an entry that expired less than that long ago
+                // answers the failure (rule 7 of `flight/mod.rs`), unless the cache may not
+                // serve now (rule 3 of `redis/mod.rs`).
+                // Asked before the clone: a clone dropped here would run `V`'s `Drop` under
+                // the lock.
+                #[cfg(feature = "redis")]
+                let serves = cache.may_serve();
+                #[cfg(not(feature = "redis"))]
+                let serves = true;
+                if serves {
+                    kept = shard.stale(self.hash, &key, &now).cloned();
+                }
+                if kept.is_some() {
+                    cache.inner.counters.stale_served();
+                }
+                // The key is dropped after the lock: its `Drop` is the user's code.
+                drop(shard);
+                drop(key);
+            }
+            Outcome::Abandoned => {
                 drop(shard);
                 drop(key);
             }
         }
-        removals
+        Landed {
+            _removals: removals,
+            kept,
+        }
+    }
+
+    fn kept(receipt: &mut Landed<'_, K, V>) -> Option<V> {
+        receipt.kept.take()
     }
 
     fn abandon(&self, flight: &sync::Arc<Flight<V>>) {

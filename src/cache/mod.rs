@@ -202,13 +202,16 @@ where
                 let capacity = settings
                     .max_capacity
                     .map_or(u64::MAX, |max| max / count + u64::from(index < max % count));
-                let shard = Shard::new(
+                let mut shard = Shard::new(
                     capacity,
                     settings.weigher.is_some(),
                     settings.time_to_idle,
                     settings.refresh_after,
                     counts,
                 );
+                if let Some(stale_for) = settings.stale_if_error {
+                    shard.keep_stale_for(stale_for);
+                }
                 CachePadded::new(RwLock::new(shard))
             })
             .collect();

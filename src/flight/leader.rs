@@ -30,6 +30,14 @@ pub(crate) trait Landing<V> {
 
     /// Ends `flight`'s pending load without storing anything.
     fn abandon(&self, flight: &sync::Arc<Flight<V>>);
+
+    /// A value that a failed load answers with instead of its error, taken from what
+    /// [`store`](Self::store) found under its lock (a cache's entry kept past its time to
+    /// live, `stale_if_error`); never stored by the landing. None by default.
+    fn kept(receipt: &mut Self::Receipt<'_>) -> Option<V> {
+        let _ = receipt;
+        None
+    }
 }
 
 /// What leads a flight: a [`Leader`], or a front door's wrapper of one. [`join_or_lead`]
@@ -83,7 +91,12 @@ impl<L: Landing<V>, V> Leader<L, V> {
             Ok(value) => Outcome::Loaded(value.clone()),
             Err(error) => Outcome::Failed(std::sync::Arc::clone(error) as SharedError),
         };
-        let receipt = self.landing.store(&self.flight, &outcome);
+        let mut receipt = self.landing.store(&self.flight, &outcome);
+        // A failure answered with a kept value (rule 7): the waiters, and this caller, get it.
+        let (outcome, result) = match L::kept(&mut receipt) {
+            Some(value) if result.is_err() => (Outcome::Loaded(value.clone()), Ok(value)),
+            _ => (outcome, result),
+        };
         self.flight.settle(outcome);
         self.settled = true;
         drop(receipt);

@@ -47,6 +47,10 @@
 //! 6. While a thread polls a leader's load, that flight is marked as led by the thread. A
 //!    caller on that thread that would wait on it (a recursive load of the same key) panics
 //!    instead of waiting for itself forever.
+//! 7. A landing may answer a failed load with a value it keeps (a cache's entry past its time
+//!    to live, `stale_if_error`), found while it ends the pending load under its lock: the
+//!    flight then settles as loaded with that value, which is not stored anew, and the leader's
+//!    caller gets it too.
 
 mod driver;
 mod leader;

@@ -38,6 +38,7 @@ where
             time_to_live: Some(error_ttl),
             time_to_idle: None,
             refresh_after: None,
+            stale_if_error: None,
             clock: settings.clock.clone(),
             listener: None,
             expiry: None,

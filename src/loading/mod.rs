@@ -191,8 +191,8 @@ where
             return Ok(value);
         }
         self.door().record_miss();
-        if let Some(error) = self.remembered_error(key) {
-            return Err(error);
+        if let Some(answer) = self.remembered(hash, key) {
+            return answer;
         }
         self.load(hash, key.to_owned()).await
     }
@@ -256,10 +256,11 @@ where
                 continue;
             }
             self.door().record_miss();
-            match self.remembered_error(&key) {
+            match self.remembered(hash, &key) {
                 None => missing.push((hash, key)),
-                Some(LoadError::NotFound) => {}
-                Some(error) => return Err(error),
+                Some(Ok(value)) => drop(found.insert(key, value)),
+                Some(Err(LoadError::NotFound)) => {}
+                Some(Err(error)) => return Err(error),
             }
         }
         let leaders: Vec<KeyLeader<K, V, S>> = missing
@@ -461,6 +462,17 @@ where
             crate::trace::refresh_started(self.cache.name(), self.door().shown(leader.key()));
             self.launch(vec![leader]);
         }
+    }
+
+    /// The answer to a miss of a key whose failure is remembered (rule 4): the value kept
+    /// past its time to live (`stale_if_error`), or the failure.
+    fn remembered<Q>(&self, hash: u64, key: &Q) -> Option<Result<V, LoadError<E>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let error = self.remembered_error(key)?;
+        Some(self.door().serve_kept(hash, key).ok_or(error))
     }
 
     fn remembered_error<Q>(&self, key: &Q) -> Option<LoadError<E>>

@@ -16,7 +16,9 @@
 //! 3. An entry is live while the clock is before its deadline. Reads treat expired entries as
 //!    absent; writes remove them: each insert examines at most [`EXPIRY_WORK`] slots, moving a
 //!    cursor round the slab, so expired entries cannot outnumber live ones by much (see
-//!    [`EXPIRY_WORK`]); `purge_expired` removes the rest.
+//!    [`EXPIRY_WORK`]); `purge_expired` removes the rest. With `stale_for` (a loading
+//!    cache's `stale_if_error`), both leave an expired entry until it is that far past its
+//!    deadline, for a failed load to answer with; `retain` and `clear` remove it at once.
 //! 4. A key has at most one pending load (see `flight/mod.rs`), and every write to the key
 //!    detaches it.
 //!
@@ -125,6 +127,10 @@ pub(crate) struct Shard<K, V> {
     timed: usize,
     counts: Timed,
     expiry_cursor: usize,
+    /// How long an expired entry is kept, unseen by reads, for a failed load to answer with
+    /// (`stale_if_error`; zero without): expiry work removes an entry only once its deadline
+    /// is this far behind.
+    stale_for: Duration,
 }
 
 impl<K, V> Shard<K, V> {
@@ -153,7 +159,14 @@ impl<K, V> Shard<K, V> {
             timed: 0,
             counts,
             expiry_cursor: 0,
+            stale_for: Duration::ZERO,
         }
+    }
+
+    /// Keeps expired entries for `stale_for` past their deadline, unseen by reads, for
+    /// [`stale`](Self::stale) to find (`stale_if_error`).
+    pub(crate) fn keep_stale_for(&mut self, stale_for: Duration) {
+        self.stale_for = stale_for;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -194,6 +207,21 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     {
         let index = self.find(hash, key)?;
         (!self.slots.get(index).is_expired(now)).then_some(index)
+    }
+
+    /// The value of the key's entry if it has expired, but less than `stale_for` ago: what a
+    /// failed load answers with (`stale_if_error`). Reads never see it.
+    pub(crate) fn stale<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.stale_for.is_zero() {
+            return None;
+        }
+        let slot = self.slots.get(self.find(hash, key)?);
+        let kept = slot.is_expired(now) && !slot.expires_at().after(self.stale_for).is_reached(now);
+        kept.then_some(&slot.value)
     }
 
     /// A live entry's value, recording the read for the policy and the time to idle.
@@ -429,12 +457,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         removals: &mut Removals<'_, K, V>,
     ) {
         for index in 0..self.slot_count() {
-            if self.expire(index, now, removals) {
-                continue;
-            }
             let Some(slot) = &self.slots.slots[index as usize] else {
                 continue;
             };
+            // Every expired entry, kept for a failed load or not: `keep` sees live ones only.
+            if slot.is_expired(now) {
+                let slot = self.remove_at(index);
+                removals.push(slot.key, slot.value, RemovalCause::Expired);
+                continue;
+            }
             if !keep(&slot.key, &slot.value) {
                 let slot = self.remove_at(index);
                 removals.push(slot.key, slot.value, RemovalCause::Explicit);
@@ -453,7 +484,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Cleared(self.slots.clear())
     }
 
-    /// Removes every expired entry; returns how many.
+    /// Removes every expired entry that is not kept for a failed load; returns how many.
     pub(crate) fn purge_expired(
         &mut self,
         now: &Now<'_>,
@@ -523,7 +554,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    /// Removes the entry in slot `index` if it has expired; returns whether it did.
+    /// Removes the entry in slot `index` if it has expired, and is no longer kept for a
+    /// failed load (`stale_for`); returns whether it did.
     fn expire(
         &mut self,
         index: SlotIndex,
@@ -533,7 +565,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let Some(slot) = &self.slots.slots[index as usize] else {
             return false;
         };
-        if !slot.is_expired(now) {
+        if !slot.expires_at().after(self.stale_for).is_reached(now) {
             return false;
         }
         let slot = self.remove_at(index);
