@@ -27,7 +27,12 @@ impl Tick {
     /// The tick `after` from now; [`Tick::NEVER`] if that is past what a tick can hold.
     #[inline]
     pub(crate) fn after(self, after: Duration) -> Tick {
-        Tick(self.0.saturating_add(saturating_nanos(after)))
+        self.after_nanos(saturating_nanos(after))
+    }
+
+    /// The tick `nanos` nanoseconds after this one, saturating at [`Tick::NEVER`].
+    pub(crate) fn after_nanos(self, nanos: u64) -> Tick {
+        Tick(self.0.saturating_add(nanos))
     }
 
     /// Whether a deadline at `self` has passed at `now`. [`Tick::NEVER`] never passes.
