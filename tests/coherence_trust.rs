@@ -574,3 +574,45 @@ fn a_caller_after_the_lease_never_joins_a_load_that_began_before_it() {
         assert!(eventually(|| a.is_healthy()).await, "did not recover");
     });
 }
+
+#[test]
+fn a_bypassing_cache_answers_with_a_kept_value_only_while_trusted() {
+    run(|| async {
+        let server = RedisServer::start();
+        let coherence = replica(&server, "app").await;
+        let clock = ttlcache::ManualClock::new();
+        let failing = Arc::new(AtomicBool::new(false));
+        let loader_failing = Arc::clone(&failing);
+        let users = TtlCache::builder()
+            .clock(clock.clone())
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .coherent(&coherence, "users")
+            .build_loading(move |id: u64| {
+                let failing = loader_failing.load(Ordering::SeqCst);
+                async move {
+                    if failing {
+                        return Err("backend down".to_owned());
+                    }
+                    Ok(format!("user {id}"))
+                }
+            })
+            .unwrap();
+        assert_eq!(users.get(&1).await.as_deref(), Ok("user 1"));
+        assert_eq!(users.get(&2).await.as_deref(), Ok("user 2"));
+        clock.advance(Duration::from_secs(10));
+        failing.store(true, Ordering::SeqCst);
+        assert_eq!(
+            users.get(&1).await.as_deref(),
+            Ok("user 1"),
+            "trusted: the kept value answers the failure"
+        );
+        drop(server);
+        assert!(eventually(|| !coherence.is_healthy()).await);
+        assert!(
+            users.get(&2).await.is_err(),
+            "untrusted: the failure reaches the caller, never a kept value"
+        );
+        assert_eq!(users.stats().stale_served, 1);
+    });
+}

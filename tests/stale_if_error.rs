@@ -344,3 +344,33 @@ async fn a_failed_refresh_of_a_live_entry_is_no_stale_answer() {
     assert_eq!(cache.get(&9).await, Ok(9), "the live value stays");
     assert_eq!(cache.stats().stale_served, 0);
 }
+
+#[tokio::test]
+async fn compute_sees_a_kept_entry_as_absent_and_the_listener_hears_it_expire_once() {
+    let clock = ManualClock::new();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache = TtlCache::builder()
+        .clock(clock.clone())
+        .time_to_live(TTL)
+        .stale_if_error(KEPT)
+        .eviction_listener(move |key: u64, value: u64, cause| {
+            log.lock().unwrap().push((key, value, cause));
+        })
+        .build_loading(|key: u64| async move { Ok::<_, String>(key) })
+        .unwrap();
+    assert_eq!(cache.get(&6).await, Ok(6));
+    clock.advance(TTL);
+    let mut shown = None;
+    cache.cache().compute(6, |current| {
+        shown = Some(current.copied());
+        ttlcache::Op::Put(60)
+    });
+    assert_eq!(shown, Some(None), "compute is shown nothing");
+    assert_eq!(
+        *heard.lock().unwrap(),
+        vec![(6, 6, ttlcache::RemovalCause::Expired)],
+        "the kept entry is heard once, as expired"
+    );
+    assert_eq!(cache.get(&6).await, Ok(60));
+}
