@@ -97,14 +97,8 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let cache = self.cache;
-        #[cfg(feature = "redis")]
-        if !cache.may_serve() {
-            return None;
-        }
         let now = Now::lazy(&cache.inner.timeline);
-        let kept = cache.shard(hash).read().stale(hash, key, &now).cloned()?;
-        cache.inner.counters.stale_served();
-        Some(kept)
+        cache.serve_kept(&cache.shard(hash).read(), hash, key, &now)
     }
 
     /// Counts a miss of a lookup made through [`read`](Self::read) or [`start`](Self::start).

@@ -2,6 +2,7 @@
 //! a load of one of its keys lands: the key's shard.
 
 use std::{
+    borrow::Borrow,
     convert::Infallible,
     future::Future,
     hash::{BuildHasher, Hash},
@@ -13,7 +14,7 @@ use crate::{
     clock::Now,
     flight::{self, Answer, Began, Flight, Found, Landing, Launched, Outcome},
     removal::Removals,
-    shard::Write,
+    shard::{Shard, Write},
     sync::{self, block_on},
     trace::LoadSpan,
 };
@@ -256,6 +257,30 @@ where
         }
     }
 
+    /// The value of the key's entry kept past its time to live (`stale_if_error`), counted as
+    /// served stale; none while the cache may not serve (rule 3 of `redis/mod.rs`), which is
+    /// asked before the clone, so that no clone is dropped (`V`'s `Drop`) under the lock.
+    /// `shard` is the key's, locked.
+    pub(super) fn serve_kept<Q>(
+        &self,
+        shard: &Shard<K, V>,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        #[cfg(feature = "redis")]
+        if !self.may_serve() {
+            return None;
+        }
+        let kept = shard.stale(hash, key, now)?.clone();
+        self.inner.counters.stale_served();
+        Some(kept)
+    }
+
     /// Whether a load starting now begins while the cache may serve (rule 3 of
     /// `redis/mod.rs`).
     #[inline]
@@ -347,20 +372,8 @@ where
             }
             Outcome::Failed(_) => {
                 // With `stale_if_error`, an entry that expired less than that long ago
-                // answers the failure (rule 7 of `flight/mod.rs`), unless the cache may not
-                // serve now (rule 3 of `redis/mod.rs`).
-                // Asked before the clone: a clone dropped here would run `V`'s `Drop` under
-                // the lock.
-                #[cfg(feature = "redis")]
-                let serves = cache.may_serve();
-                #[cfg(not(feature = "redis"))]
-                let serves = true;
-                if serves {
-                    kept = shard.stale(self.hash, &key, &now).cloned();
-                }
-                if kept.is_some() {
-                    cache.inner.counters.stale_served();
-                }
+                // answers the failure (rule 7 of `flight/mod.rs`).
+                kept = cache.serve_kept(&shard, self.hash, &key, &now);
                 // The key is dropped after the lock: its `Drop` is the user's code.
                 drop(shard);
                 drop(key);

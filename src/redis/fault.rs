@@ -76,3 +76,15 @@ impl From<Fault> for Trouble {
         Self { fault, error: None }
     }
 }
+
+#[cfg(all(test, not(ttlcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_reads_as_a_reason() {
+        assert!(Fault::ProbeUnheard.to_string().contains("pushes"));
+        assert!(Fault::LeaseExpired.ends_the_connection());
+        assert!(!Fault::Undecodable.ends_the_connection());
+    }
+}

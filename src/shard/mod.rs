@@ -221,12 +221,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return None;
         }
         let slot = self.slots.get(self.find(hash, key)?);
-        let kept = slot.is_expired(now)
-            && !slot
-                .expires_at()
-                .after_nanos(self.stale_for)
-                .is_reached(now);
-        kept.then_some(&slot.value)
+        (slot.is_expired(now) && !self.is_past_keeping(slot, now)).then_some(&slot.value)
+    }
+
+    /// Whether `slot` expired `stale_for` ago or longer: expiry work may remove it.
+    fn is_past_keeping(&self, slot: &Slot<K, V>, now: &Now<'_>) -> bool {
+        slot.expires_at()
+            .after_nanos(self.stale_for)
+            .is_reached(now)
     }
 
     /// A live entry's value, recording the read for the policy and the time to idle.
@@ -570,11 +572,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let Some(slot) = &self.slots.slots[index as usize] else {
             return false;
         };
-        if !slot
-            .expires_at()
-            .after_nanos(self.stale_for)
-            .is_reached(now)
-        {
+        if !self.is_past_keeping(slot, now) {
             return false;
         }
         let slot = self.remove_at(index);
